@@ -1,0 +1,212 @@
+"""DQNLearner: one gradient step on a Batch, returning loss, priorities and metrics.
+
+The learner owns the online network, the target network and the optimizer. It never
+writes into the batch it is given: new priorities travel back in ``LossOutput``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from rlkit import losses
+from rlkit.nn.qnet import QNetwork
+from rlkit.types import Batch, LossOutput
+
+
+class TargetSync(Protocol):
+    """Decides after each update whether and how the target net follows the online net."""
+
+    def after_update(self, updates: int, online: nn.Module, target: nn.Module) -> None: ...
+
+
+@torch.no_grad()
+def hard_update(online: nn.Module, target: nn.Module) -> None:
+    """Copy every parameter and buffer of ``online`` into ``target``."""
+    target.load_state_dict(online.state_dict())
+
+
+@torch.no_grad()
+def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
+    """``theta_target <- tau * theta_online + (1 - tau) * theta_target`` for parameters."""
+    online_params = list(online.parameters())
+    target_params = list(target.parameters())
+    torch._foreach_lerp_(target_params, online_params, tau)
+
+
+class HardSync:
+    """Copy the online net into the target net every ``period`` updates."""
+
+    def __init__(self, period: int) -> None:
+        if period < 1:
+            raise ValueError(f"HardSync period must be >= 1 update, got {period}")
+        self.period = period
+
+    def after_update(self, updates: int, online: nn.Module, target: nn.Module) -> None:
+        if updates % self.period == 0:
+            hard_update(online, target)
+
+
+class PolyakSync:
+    """Move the target net towards the online net by ``tau`` after every update."""
+
+    def __init__(self, tau: float) -> None:
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"PolyakSync tau must be in (0, 1], got {tau}")
+        self.tau = tau
+
+    def after_update(self, updates: int, online: nn.Module, target: nn.Module) -> None:
+        polyak_update(online, target, self.tau)
+
+
+LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "huber": losses.huber_loss,
+    "mse": losses.mse_loss,
+}
+
+
+class DQNLearner:
+    """One gradient step of (double) DQN, optionally distributional (C51).
+
+    Args:
+        online: the online QNetwork (being trained).
+        optimizer: optimizer over ``online.parameters()``.
+        double_q: online net selects the next action, target net evaluates it
+            (van Hasselt et al. 2016); else the max over the target net.
+        use_target_network: False bootstraps from the online net itself (no target
+            network; "original" Q-learning). ``target_sync`` is then ignored.
+        target_sync: ``HardSync(period)`` (every ``period`` updates),
+            ``PolyakSync(tau)``, or None: the caller calls ``sync_target()``.
+        loss: ``"huber"`` or ``"mse"`` on TD errors (scalar nets); C51 nets always use
+            the cross-entropy to the projected target.
+        max_grad_norm: clip the global gradient norm to this value (None = no clipping).
+        reset_noise: resample the noise of noisy nets before each update (online and
+            target get independent noise, as in Rainbow).
+
+    ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the new
+    priorities (|TD| for scalar nets, the per-sample cross-entropy for C51) and the
+    metrics ``loss``, ``q_mean``, ``td_abs_mean``, ``grad_norm``.
+    """
+
+    def __init__(
+        self,
+        online: QNetwork,
+        optimizer: torch.optim.Optimizer,
+        *,
+        double_q: bool = True,
+        use_target_network: bool = True,
+        target_sync: TargetSync | None = None,
+        loss: str = "huber",
+        max_grad_norm: float | None = 10.0,
+        reset_noise: bool = True,
+    ) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        self.online = online
+        self.optimizer = optimizer
+        self.use_target_network = use_target_network
+        self.target: QNetwork = copy.deepcopy(online) if use_target_network else online
+        if use_target_network:
+            self.target.requires_grad_(False)
+        self.target_sync = target_sync if use_target_network else None
+        self.double_q = double_q
+        self._td_loss = LOSSES[loss]
+        self.max_grad_norm = max_grad_norm
+        self.reset_noise = reset_noise and online.noisy
+        self.updates = 0
+        self._step = self._c51_loss if online.distributional else self._scalar_loss
+
+    def sync_target(self) -> None:
+        """Hard copy of the online net into the target net (no-op without a target net)."""
+        if self.use_target_network:
+            hard_update(self.online, self.target)
+
+    def _scalar_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.no_grad():
+            if self.double_q and self.use_target_network:
+                q_next_online_BA = self.online(batch.next_obs)
+                q_next_target_BA = self.target(batch.next_obs)
+                target_B = losses.double_q_target(
+                    batch.reward, batch.discount, q_next_online_BA, q_next_target_BA
+                )
+            else:
+                # Without a target network the double-Q target reduces to the max.
+                q_next_BA = self.target(batch.next_obs)
+                target_B = losses.q_learning_target(batch.reward, batch.discount, q_next_BA)
+        q_sa_B = self.online(batch.obs).gather(1, batch.action.unsqueeze(1)).squeeze(1)
+        td_B = target_B - q_sa_B
+        per_sample_B = self._td_loss(td_B)
+        td_abs_B = td_B.detach().abs()
+        return per_sample_B, td_abs_B, {"q_mean": q_sa_B.detach().mean(), "td_abs_mean": td_abs_B.mean()}
+
+    def _c51_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        support_Z = self.online.support
+        with torch.no_grad():
+            q_next_target_BA, log_p_next_BAZ = self.target.q_and_log_probs(batch.next_obs)
+            if self.double_q and self.use_target_network:
+                a_star_B = self.online(batch.next_obs).argmax(dim=1)
+            else:
+                a_star_B = q_next_target_BA.argmax(dim=1)
+            idx_B11 = a_star_B.view(-1, 1, 1).expand(-1, 1, self.online.atoms)
+            next_probs_BZ = log_p_next_BAZ.gather(1, idx_B11).squeeze(1).exp()
+            target_BZ = losses.categorical_projection(
+                support_Z, next_probs_BZ, batch.reward, batch.discount
+            )
+        q_BA, log_p_BAZ = self.online.q_and_log_probs(batch.obs)
+        act_B11 = batch.action.view(-1, 1, 1).expand(-1, 1, self.online.atoms)
+        log_p_sa_BZ = log_p_BAZ.gather(1, act_B11).squeeze(1)
+        per_sample_B = losses.categorical_cross_entropy(target_BZ, log_p_sa_BZ)
+        with torch.no_grad():
+            q_sa_B = q_BA.gather(1, batch.action.unsqueeze(1)).squeeze(1)
+            td_abs_B = ((target_BZ * support_Z).sum(dim=1) - q_sa_B).abs()
+        metrics = {"q_mean": q_sa_B.mean(), "td_abs_mean": td_abs_B.mean()}
+        return per_sample_B, per_sample_B.detach(), metrics
+
+    def update(self, batch: Batch) -> LossOutput:
+        """One gradient step on ``batch`` with the IS-weighted mean of per-sample losses."""
+        if self.reset_noise:
+            self.online.reset_noise()
+            if self.use_target_network:
+                self.target.reset_noise()
+        per_sample_B, priorities_B, metrics = self._step(batch)
+        loss = (batch.weights * per_sample_B).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        max_norm = float("inf") if self.max_grad_norm is None else self.max_grad_norm
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        self.optimizer.step()
+        self.updates += 1
+        if self.target_sync is not None:
+            self.target_sync.after_update(self.updates, self.online, self.target)
+        values = torch.stack([loss.detach(), metrics["q_mean"], metrics["td_abs_mean"], grad_norm])
+        loss_v, q_mean, td_abs_mean, grad_norm_v = values.tolist()
+        return LossOutput(
+            loss=loss_v,
+            priorities=priorities_B.double().cpu().numpy(),
+            metrics={
+                "loss": loss_v,
+                "q_mean": q_mean,
+                "td_abs_mean": td_abs_mean,
+                "grad_norm": grad_norm_v,
+            },
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        if self.use_target_network:
+            self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,104 @@
+"""TD targets, the C51 projection and per-sample losses as pure tensor functions.
+
+Nothing here holds state or touches modules: every function maps tensors to tensors.
+Shapes: ``B`` batch, ``A`` actions, ``Z`` atoms.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def q_learning_target(
+    reward: torch.Tensor, discount: torch.Tensor, q_next_target: torch.Tensor
+) -> torch.Tensor:
+    """Q-learning target ``y = r + d * max_a Q_target(s', a)`` (Mnih et al. 2015).
+
+    reward, discount: [B]; q_next_target: [B, A] -> [B]. ``discount`` already holds
+    ``gamma**k`` (0 on termination), so no separate done flag is needed.
+    """
+    return reward + discount * q_next_target.max(dim=1).values
+
+
+def double_q_target(
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+    q_next_online: torch.Tensor,
+    q_next_target: torch.Tensor,
+) -> torch.Tensor:
+    """Double-Q target ``y = r + d * Q_target(s', argmax_a Q_online(s', a))``.
+
+    van Hasselt et al. 2016, Eq. 4: the online net selects, the target net evaluates.
+    reward, discount: [B]; q_next_online, q_next_target: [B, A] -> [B].
+    """
+    a_star_B1 = q_next_online.argmax(dim=1, keepdim=True)
+    return reward + discount * q_next_target.gather(1, a_star_B1).squeeze(1)
+
+
+def categorical_projection(
+    support: torch.Tensor,
+    next_probs: torch.Tensor,
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+) -> torch.Tensor:
+    """Project the distribution of ``r + d * z`` onto the fixed support (C51).
+
+    Bellemare et al. 2017, Algorithm 1 / Eq. 7: each atom ``z_j`` with probability
+    ``p_j`` moves to ``Tz_j = clip(r + d z_j, v_min, v_max)`` and its mass is split
+    between the two neighbouring atoms in proportion to closeness. When ``Tz_j`` lands
+    exactly on an atom the whole mass goes to that atom (mass is conserved).
+
+    support: [Z] evenly spaced; next_probs: [B, Z]; reward, discount: [B] -> [B, Z].
+    """
+    num_atoms = support.shape[0]
+    v_min, v_max = support[0], support[-1]
+    delta_z = (v_max - v_min) / (num_atoms - 1)
+    tz_BZ = (reward.unsqueeze(1) + discount.unsqueeze(1) * support.unsqueeze(0)).clamp(
+        v_min, v_max
+    )
+    b_BZ = ((tz_BZ - v_min) / delta_z).clamp(0, num_atoms - 1)
+    lower_BZ = b_BZ.floor().long()
+    upper_BZ = b_BZ.ceil().long()
+    # Exact hits (lower == upper) would give zero weight to both neighbours; shift one
+    # index so that the full mass lands on the hit atom.
+    exact = lower_BZ == upper_BZ
+    lower_BZ = torch.where(exact & (upper_BZ > 0), lower_BZ - 1, lower_BZ)
+    upper_BZ = torch.where(exact & (lower_BZ == upper_BZ), upper_BZ + 1, upper_BZ)
+
+    batch = next_probs.shape[0]
+    offset_B1 = (torch.arange(batch, device=next_probs.device) * num_atoms).unsqueeze(1)
+    projected = torch.zeros(batch * num_atoms, dtype=next_probs.dtype, device=next_probs.device)
+    projected.index_add_(
+        0,
+        (lower_BZ + offset_B1).reshape(-1),
+        (next_probs * (upper_BZ.to(b_BZ.dtype) - b_BZ)).reshape(-1),
+    )
+    projected.index_add_(
+        0,
+        (upper_BZ + offset_B1).reshape(-1),
+        (next_probs * (b_BZ - lower_BZ.to(b_BZ.dtype))).reshape(-1),
+    )
+    return projected.view(batch, num_atoms)
+
+
+def huber_loss(td_error: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+    """Per-sample Huber loss: ``0.5 td^2`` for ``|td| <= delta``, else ``delta (|td| - 0.5 delta)``.
+
+    td_error: [B] -> [B].
+    """
+    return F.huber_loss(td_error, torch.zeros_like(td_error), reduction="none", delta=delta)
+
+
+def mse_loss(td_error: torch.Tensor) -> torch.Tensor:
+    """Per-sample squared loss ``0.5 td^2`` (same scale as Huber near zero). [B] -> [B]."""
+    return 0.5 * td_error.pow(2)
+
+
+def categorical_cross_entropy(
+    target_probs: torch.Tensor, log_probs: torch.Tensor
+) -> torch.Tensor:
+    """Per-sample cross-entropy ``-sum_z m_z log p_z`` between the projected target and
+    the predicted distribution of the taken action. target_probs, log_probs: [B, Z] -> [B].
+    """
+    return -(target_probs * log_probs).sum(dim=1)

@@ -1,0 +1,8 @@
+"""Neural network building blocks: NoisyLinear, torsos, heads and QNetwork."""
+
+from rlkit.nn.heads import DuelingHead, LinearHead
+from rlkit.nn.noisy import NoisyLinear
+from rlkit.nn.qnet import QNetwork
+from rlkit.nn.torsos import MLPTorso, NatureCNNTorso
+
+__all__ = ["DuelingHead", "LinearHead", "MLPTorso", "NatureCNNTorso", "NoisyLinear", "QNetwork"]

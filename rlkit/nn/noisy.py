@@ -1,0 +1,69 @@
+"""Noisy linear layer with factorised Gaussian noise (Fortunato et al. 2018, Sec. 3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _scaled_noise(size: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """``f(x) = sgn(x) sqrt(|x|)`` applied to ``x ~ N(0, 1)``; shape [size]."""
+    x = torch.randn(size, device=device, generator=generator)
+    return x.sign() * x.abs().sqrt()
+
+
+class NoisyLinear(nn.Module):
+    """``y = (mu_w + sigma_w * eps_w) x + mu_b + sigma_b * eps_b``.
+
+    Factorised noise: ``eps_w = f(eps_out) f(eps_in)^T`` (rank one, [out, in]) and
+    ``eps_b = f(eps_out)``. Initialisation: ``mu ~ U(-1/sqrt(in), 1/sqrt(in))``,
+    ``sigma = sigma0 / sqrt(in)``. The noise is resampled only by ``reset_noise()`` and
+    stays fixed between calls; in ``eval()`` mode the layer uses the means only.
+    The noise vectors are buffers, so they are part of ``state_dict``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.sigma0 = sigma0
+        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features))
+        self.weight_sigma = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias_mu = nn.Parameter(torch.empty(out_features))
+        self.bias_sigma = nn.Parameter(torch.empty(out_features))
+        self.register_buffer("eps_in", torch.zeros(in_features))
+        self.register_buffer("eps_out", torch.zeros(out_features))
+        self.reset_parameters()
+        self.reset_noise()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight_mu, -bound, bound)
+        nn.init.uniform_(self.bias_mu, -bound, bound)
+        nn.init.constant_(self.weight_sigma, self.sigma0 / math.sqrt(self.in_features))
+        nn.init.constant_(self.bias_sigma, self.sigma0 / math.sqrt(self.in_features))
+
+    @torch.no_grad()
+    def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        """Draw new factorised noise vectors ``f(eps_in)`` [in] and ``f(eps_out)`` [out]."""
+        device = self.weight_mu.device
+        self.eps_in.copy_(_scaled_noise(self.in_features, device, generator))
+        self.eps_out.copy_(_scaled_noise(self.out_features, device, generator))
+
+    @property
+    def weight_epsilon(self) -> torch.Tensor:
+        """The weight noise matrix ``f(eps_out) f(eps_in)^T``, [out, in] (rank one)."""
+        return torch.outer(self.eps_out, self.eps_in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return F.linear(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * self.weight_epsilon
+        bias = self.bias_mu + self.bias_sigma * self.eps_out
+        return F.linear(x, weight, bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, sigma0={self.sigma0}"
