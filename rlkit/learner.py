@@ -125,7 +125,9 @@ class DQNLearner:
         if self.use_target_network:
             hard_update(self.online, self.target)
 
-    def _scalar_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def _scalar_loss(
+        self, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
             if self.double_q and self.use_target_network:
                 q_next_online_BA = self.online(batch.next_obs)
@@ -141,7 +143,11 @@ class DQNLearner:
         td_B = target_B - q_sa_B
         per_sample_B = self._td_loss(td_B)
         td_abs_B = td_B.detach().abs()
-        return per_sample_B, td_abs_B, {"q_mean": q_sa_B.detach().mean(), "td_abs_mean": td_abs_B.mean()}
+        return (
+            per_sample_B,
+            td_abs_B,
+            {"q_mean": q_sa_B.detach().mean(), "td_abs_mean": td_abs_B.mean()},
+        )
 
     def _c51_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         support_Z = self.online.support

@@ -54,9 +54,7 @@ def categorical_projection(
     num_atoms = support.shape[0]
     v_min, v_max = support[0], support[-1]
     delta_z = (v_max - v_min) / (num_atoms - 1)
-    tz_BZ = (reward.unsqueeze(1) + discount.unsqueeze(1) * support.unsqueeze(0)).clamp(
-        v_min, v_max
-    )
+    tz_BZ = (reward.unsqueeze(1) + discount.unsqueeze(1) * support.unsqueeze(0)).clamp(v_min, v_max)
     b_BZ = ((tz_BZ - v_min) / delta_z).clamp(0, num_atoms - 1)
     lower_BZ = b_BZ.floor().long()
     upper_BZ = b_BZ.ceil().long()
@@ -95,9 +93,7 @@ def mse_loss(td_error: torch.Tensor) -> torch.Tensor:
     return 0.5 * td_error.pow(2)
 
 
-def categorical_cross_entropy(
-    target_probs: torch.Tensor, log_probs: torch.Tensor
-) -> torch.Tensor:
+def categorical_cross_entropy(target_probs: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
     """Per-sample cross-entropy ``-sum_z m_z log p_z`` between the projected target and
     the predicted distribution of the taken action. target_probs, log_probs: [B, Z] -> [B].
     """

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _scaled_noise(size: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+def _scaled_noise(
+    size: int, device: torch.device, generator: torch.Generator | None
+) -> torch.Tensor:
     """``f(x) = sgn(x) sqrt(|x|)`` applied to ``x ~ N(0, 1)``; shape [size]."""
     x = torch.randn(size, device=device, generator=generator)
     return x.sign() * x.abs().sqrt()

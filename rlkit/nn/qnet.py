@@ -73,7 +73,9 @@ class QNetwork(nn.Module):
             self.torso = MLPTorso(math.prod(self.obs_shape), hidden_sizes, linear)
             head_hidden = 0 if head_hidden is None else head_hidden
         head_cls = DuelingHead if dueling else LinearHead
-        self.head = head_cls(self.torso.out_features, self.num_actions, self.atoms, head_hidden, linear)
+        self.head = head_cls(
+            self.torso.out_features, self.num_actions, self.atoms, head_hidden, linear
+        )
         self.register_buffer(
             "support", torch.linspace(v_min, v_max, atoms) if atoms > 1 else torch.zeros(1)
         )

@@ -83,7 +83,10 @@ def test_priorities_are_abs_td_of_the_double_q_target():
     batch = make_batch(8)
     with torch.no_grad():
         target = losses.double_q_target(
-            batch.reward, batch.discount, learner.online(batch.next_obs), learner.target(batch.next_obs)
+            batch.reward,
+            batch.discount,
+            learner.online(batch.next_obs),
+            learner.target(batch.next_obs),
         )
         q_sa = learner.online(batch.obs).gather(1, batch.action[:, None]).squeeze(1)
     out = learner.update(batch)

@@ -11,7 +11,9 @@ def test_q_learning_target_hand_computed():
     discount = torch.tensor([0.9, 0.0])
     q_next = torch.tensor([[1.0, 3.0, 2.0], [10.0, -1.0, 0.0]])
     # 1 + 0.9 * 3 = 3.7 ; 0.5 + 0 * 10 = 0.5
-    assert torch.allclose(losses.q_learning_target(reward, discount, q_next), torch.tensor([3.7, 0.5]))
+    assert torch.allclose(
+        losses.q_learning_target(reward, discount, q_next), torch.tensor([3.7, 0.5])
+    )
 
 
 def test_double_q_target_online_selects_target_evaluates():

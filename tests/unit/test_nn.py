@@ -84,7 +84,9 @@ def test_qnetwork_variants_shapes_and_noise_reset():
     for dueling in (True, False):
         for noisy in (True, False):
             for atoms in (1, 5):
-                net = QNetwork((3,), 4, hidden_sizes=(16,), dueling=dueling, noisy=noisy, atoms=atoms)
+                net = QNetwork(
+                    (3,), 4, hidden_sizes=(16,), dueling=dueling, noisy=noisy, atoms=atoms
+                )
                 assert net(torch.randn(2, 3)).shape == (2, 4)
                 has_noisy = any(isinstance(m, NoisyLinear) for m in net.modules())
                 assert has_noisy == noisy

@@ -1,0 +1,262 @@
+"""Command line: ``rlkit train | eval | config | ablate | plot``.
+
+User mistakes (bad config, unknown env, existing run dir, unreadable checkpoint) print
+one line ``rlkit: error: ...`` and exit with code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_CONFIG = "cartpole_rainbow.yaml"
+
+
+def _default_config_path() -> Path | None:
+    """configs/cartpole_rainbow.yaml next to the package (source checkout) or in the CWD."""
+    for base in (Path(__file__).resolve().parent.parent / "configs", Path.cwd() / "configs"):
+        candidate = base / DEFAULT_CONFIG
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    from rlkit.config import describe
+
+    parser = argparse.ArgumentParser(
+        prog="rlkit",
+        description="Train and evaluate Rainbow-style DQN agents on Gymnasium environments.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train an agent from a YAML config",
+        description=(
+            "Train an agent. Without CONFIG, trains the default Rainbow agent on CartPole-v1 "
+            f"(configs/{DEFAULT_CONFIG}). Writes config.yaml, metrics.jsonl, TensorBoard "
+            "events and checkpoints/ into the run dir."
+        ),
+        epilog="config keys (override with --set section.key=value):\n" + describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("config", nargs="?", help=f"YAML config file (default: configs/{DEFAULT_CONFIG})")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set trainer.seed=3 (repeatable)",
+    )
+    train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<config>-seed<seed>-<time>)")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
+    train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+
+    ev = sub.add_parser(
+        "eval",
+        help="run greedy episodes with a trained agent",
+        description="Evaluate a run's newest checkpoint (or --checkpoint) greedily; prints mean ± std.",
+    )
+    ev.add_argument("run_dir", type=Path, help="a run dir written by 'rlkit train'")
+    ev.add_argument("--checkpoint", type=Path, help="checkpoint file (default: the newest in RUN_DIR/checkpoints)")
+    ev.add_argument("--episodes", type=int, help="number of episodes (default: the run's eval.episodes)")
+    ev.add_argument("--seed", type=int, help="environment seed for the evaluation episodes")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device (default: the run's)")
+    ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+
+    show = sub.add_parser(
+        "config",
+        help="print a resolved config",
+        description="Print the config that 'rlkit train' would use, after extends: and --set.",
+    )
+    show.add_argument("config", nargs="?", help="YAML config file (default: the default config)")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    show.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+
+    ablate = sub.add_parser(
+        "ablate",
+        help="run an ablation suite (variants x envs x seeds) and write its report",
+        description=(
+            "Train every (variant, env, seed) of a suite file as its own run dir "
+            "OUT/<env>/<variant>/seed<k>, WORKERS at a time, skipping finished runs (those "
+            "with done.json); then write OUT/results.csv, OUT/report.md and OUT/curves.png. "
+            "Re-running the same command continues an interrupted suite."
+        ),
+        epilog=(
+            "suite file keys: variants (config files relative to the suite; name = file "
+            "stem), envs (ids or {id, name, set}), seeds (a count or a list), set (overrides "
+            "for every run), description. Example: rlkit ablate "
+            "configs/ablations/cartpole_td.yaml --workers 4"
+        ),
+    )
+    ablate.add_argument(
+        "suite", type=Path, help="suite YAML file, e.g. configs/ablations/cartpole_td.yaml"
+    )
+    ablate.add_argument(
+        "--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the suite's seeds"
+    )
+    ablate.add_argument(
+        "--workers", type=int, default=1, metavar="K", help="runs trained in parallel (default: 1)"
+    )
+    ablate.add_argument(
+        "--out", type=Path, metavar="DIR", help="output dir (default: runs/ablate/<suite name>)"
+    )
+    ablate.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field in every run (after the suite's set:); repeatable",
+    )
+    ablate.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the report from the runs that have finished",
+    )
+    ablate.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
+
+    plot = sub.add_parser(
+        "plot",
+        help="plot learning curves of run dirs (needs the plot extra)",
+        description=(
+            "Draw TAG against env steps for each RUN_DIR (one line per run, one subplot per "
+            "tag) from its metrics.jsonl into a PNG. Needs matplotlib: pip install 'rlkit[plot]'."
+        ),
+    )
+    plot.add_argument(
+        "run_dirs",
+        type=Path,
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run dirs written by 'rlkit train' or 'rlkit ablate'",
+    )
+    plot.add_argument(
+        "--out",
+        type=Path,
+        default=Path("curves.png"),
+        metavar="PNG",
+        help="output file (default: curves.png)",
+    )
+    plot.add_argument(
+        "--tag",
+        dest="tags",
+        action="append",
+        metavar="TAG",
+        help="scalar tag to draw (repeatable; default: eval/return_mean)",
+    )
+    plot.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rlkit.config import load_config
+    from rlkit.run import default_run_dir, train
+
+    path = args.config or _default_config_path()
+    config = load_config(path, args.overrides)
+    run_dir = args.run_dir or default_run_dir(config, str(path) if path else None)
+    train(config, run_dir, overwrite=args.overwrite)
+    print(f"evaluate again with: rlkit eval {run_dir}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rlkit.run import evaluate_run
+
+    if args.episodes is not None and args.episodes < 1:
+        from rlkit.config import ConfigError
+
+        raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
+    result, used = evaluate_run(args.run_dir, args.checkpoint, args.episodes, args.seed, args.device)
+    print(f"checkpoint: {used}")
+    print(
+        f"return: {result.mean:.2f} ± {result.std:.2f} over {len(result.returns)} episodes "
+        f"(mean length {sum(result.lengths) / len(result.lengths):.1f})"
+    )
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from rlkit.config import dump_config, load_config
+
+    path = args.config or _default_config_path()
+    sys.stdout.write(dump_config(load_config(path, args.overrides)))
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from rlkit.ablate import ablate, command_line
+
+    fallback = [str(args.suite)]
+    for flag, value in (("--seeds", args.seeds), ("--out", args.out)):
+        if value is not None:
+            fallback += [flag, str(value)]
+    fallback += ["--workers", str(args.workers)]
+    if args.overrides:
+        fallback += ["--set", *args.overrides]
+    if args.report_only:
+        fallback.append("--report-only")
+    return ablate(
+        args.suite,
+        out=args.out,
+        seeds=args.seeds,
+        workers=args.workers,
+        overrides=args.overrides,
+        report_only=args.report_only,
+        command=command_line(sys.argv, fallback),
+    )
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from rlkit.plot import PlotUnavailable, load_runs, plot_runs, require_matplotlib
+
+    tags = args.tags or ["eval/return_mean"]
+    try:
+        require_matplotlib()
+    except PlotUnavailable as exc:
+        print(f"rlkit: error: {exc}", file=sys.stderr)
+        return 2
+    plot_runs(load_runs(args.run_dirs, tags), tags, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from rlkit.checkpoint import CheckpointError
+    from rlkit.config import ConfigError
+    from rlkit.envs import EnvError
+    from rlkit.run import RunDirError
+
+    commands = {
+        "train": _cmd_train,
+        "eval": _cmd_eval,
+        "config": _cmd_config,
+        "ablate": _cmd_ablate,
+        "plot": _cmd_plot,
+    }
+    try:
+        return commands[args.command](args)
+    except (ConfigError, EnvError, RunDirError, CheckpointError) as exc:
+        if args.debug:
+            raise
+        print(f"rlkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Collector: steps a vector env with an epsilon-greedy policy over the online net.
+
+It reports, for every vector step, one raw transition per env (with the true last
+observation of an episode, not the autoreset one), a mask of which envs produced a real
+transition, and the returns/lengths of episodes that just finished.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from rlkit.envs import autoreset_mode
+from rlkit.nn.qnet import QNetwork
+
+
+class EpsilonGreedy:
+    """Greedy actions of ``net`` with probability 1 - epsilon, uniform ones otherwise.
+
+    The network is evaluated only when at least one env acts greedily. For noisy nets
+    the noise is whatever the net currently holds (the learner resamples it before every
+    update; ``resample_noise=True`` also resamples it before every action).
+    """
+
+    def __init__(
+        self,
+        net: QNetwork,
+        num_actions: int,
+        device: torch.device,
+        rng: np.random.Generator,
+        resample_noise: bool = False,
+    ) -> None:
+        self.net, self.num_actions, self.device, self.rng = net, num_actions, device, rng
+        self.resample_noise = resample_noise and net.noisy
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        """argmax_a Q(obs, a) for a batch of observations [N, *obs_shape] -> [N]."""
+        if self.resample_noise:
+            self.net.reset_noise()
+        with torch.inference_mode():
+            q_NA = self.net(torch.as_tensor(obs, device=self.device))
+            return q_NA.argmax(dim=1).cpu().numpy()
+
+    def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
+        n = obs.shape[0]
+        if epsilon <= 0.0:
+            return self.greedy(obs)
+        explore = self.rng.random(n) < epsilon
+        random_actions = self.rng.integers(0, self.num_actions, size=n)
+        if explore.all():
+            return random_actions
+        return np.where(explore, random_actions, self.greedy(obs))
+
+
+class StepOutput(NamedTuple):
+    """One vector step. Arrays have a leading ``num_envs`` dimension."""
+
+    obs: np.ndarray  # [N, *obs_shape] observation the action was taken in
+    action: np.ndarray  # [N] int64
+    reward: np.ndarray  # [N] float32
+    next_obs: np.ndarray  # [N, *obs_shape] true next observation (final obs at episode end)
+    terminated: np.ndarray  # [N] bool
+    truncated: np.ndarray  # [N] bool
+    valid: np.ndarray  # [N] bool: False for NEXT_STEP reset steps (not transitions)
+    episode_returns: list[float]  # undiscounted returns of episodes that ended this step
+    episode_lengths: list[int]  # their lengths in env steps
+
+
+class Collector:
+    """Steps ``envs`` (SAME_STEP or NEXT_STEP autoreset) with ``policy``."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, policy: EpsilonGreedy) -> None:
+        self.envs, self.policy = envs, policy
+        self.num_envs = envs.num_envs
+        self.same_step = autoreset_mode(envs) == AutoresetMode.SAME_STEP
+        self.obs: np.ndarray | None = None
+        self._returns = np.zeros(self.num_envs, dtype=np.float64)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._resetting = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP only
+
+    def reset(self, seed: int | None = None) -> None:
+        self.obs, _ = self.envs.reset(seed=seed)
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        self._resetting[:] = False
+
+    def step(self, epsilon: float) -> StepOutput:
+        if self.obs is None:
+            raise RuntimeError("Collector.reset() must be called before step()")
+        obs = self.obs
+        action = self.policy.act(obs, epsilon).astype(np.int64, copy=False)
+        next_obs, reward, terminated, truncated, info = self.envs.step(action)
+        reward = np.asarray(reward, dtype=np.float32)
+        done = terminated | truncated
+        if self.same_step:
+            valid = np.ones(self.num_envs, dtype=bool)
+            real_next = next_obs
+            if done.any():
+                real_next = next_obs.copy()
+                final_obs, final_mask = info["final_obs"], info["_final_obs"]
+                for i in np.flatnonzero(final_mask):
+                    real_next[i] = final_obs[i]
+        else:
+            valid = ~self._resetting
+            real_next = next_obs
+            self._resetting = done.copy()
+        self._returns += np.where(valid, reward, 0.0)
+        self._lengths += valid
+        ended = np.flatnonzero(done & valid)
+        returns = [float(self._returns[i]) for i in ended]
+        lengths = [int(self._lengths[i]) for i in ended]
+        self._returns[ended] = 0.0
+        self._lengths[ended] = 0
+        self.obs = next_obs
+        return StepOutput(
+            obs, action, reward, real_next, terminated, truncated, valid, returns, lengths
+        )

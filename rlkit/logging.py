@@ -1,0 +1,163 @@
+"""Loggers: TensorBoard, JSON lines and the terminal, behind one small protocol.
+
+Scalar tags are namespaced: ``train/``, ``eval/``, ``explore/``, ``replay/``, ``perf/``.
+Every point is keyed by ``env_steps``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+
+class Logger(Protocol):
+    def log(self, env_steps: int, scalars: dict[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JSONLLogger:
+    """One JSON object per logged point: ``{"env_steps": ..., "<tag>": value, ...}``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "a", buffering=1)
+
+    def log(self, env_steps: int, scalars: dict[str, float]) -> None:
+        record = {"env_steps": env_steps}
+        record.update({k: (v if math.isfinite(v) else str(v)) for k, v in scalars.items()})
+        self._file.write(json.dumps(record) + "\n")
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TensorBoardLogger:
+    """Scalars in TensorBoard event files, plus hyperparameters for the HParams tab."""
+
+    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Write the HParams-plugin summaries into this run (not a sub-run)."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        clean = {
+            k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
+        }
+        exp, ssi, sei = hparams_summary(clean, metrics)
+        file_writer = self.writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            file_writer.add_summary(summary)
+
+    def log(self, env_steps: int, scalars: dict[str, float]) -> None:
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, env_steps)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class ProgressLogger:
+    """A one-line progress bar on a TTY; plain periodic lines otherwise.
+
+    Shows env steps, steps/s, the last evaluation return and the ETA.
+    """
+
+    def __init__(self, total_steps: int, stream: IO[str] | None = None, every_frac: float = 0.05):
+        self.total = total_steps
+        self.stream = stream if stream is not None else sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self.start_steps = 0
+        self.last_eval: float | None = None
+        self.last_return: float | None = None
+        self._next_line = 0
+        self._line_every = max(1, int(total_steps * every_frac))
+        self._last_draw = 0.0
+
+    def begin(self, env_steps: int) -> None:
+        self.start = time.perf_counter()
+        self.start_steps = env_steps
+        self._next_line = env_steps + self._line_every
+
+    def _line(self, env_steps: int) -> str:
+        elapsed = time.perf_counter() - self.start
+        sps = (env_steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - env_steps) / sps if sps > 0 else float("inf")
+        pct = 100.0 * env_steps / self.total
+        ev = "-" if self.last_eval is None else f"{self.last_eval:.1f}"
+        ret = "-" if self.last_return is None else f"{self.last_return:.1f}"
+        return (
+            f"{pct:5.1f}% | {env_steps}/{self.total} env steps | {sps:,.0f} steps/s | "
+            f"train return {ret} | eval return {ev} | ETA {_fmt_duration(eta)}"
+        )
+
+    def update(self, env_steps: int, force: bool = False) -> None:
+        if self.tty:
+            now = time.perf_counter()
+            if force or now - self._last_draw > 0.2:
+                width = 30
+                filled = int(width * min(env_steps / self.total, 1.0))
+                bar = "#" * filled + "." * (width - filled)
+                self.stream.write(f"\r[{bar}] {self._line(env_steps)}\x1b[K")
+                self.stream.flush()
+                self._last_draw = now
+        elif force or env_steps >= self._next_line:
+            self.stream.write(self._line(env_steps) + "\n")
+            self.stream.flush()
+            while self._next_line <= env_steps:
+                self._next_line += self._line_every
+
+    def log(self, env_steps: int, scalars: dict[str, float]) -> None:
+        if "eval/return_mean" in scalars:
+            self.last_eval = scalars["eval/return_mean"]
+        if "train/episode_return" in scalars:
+            self.last_return = scalars["train/episode_return"]
+
+    def message(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class MultiLogger:
+    """Fans every point out to several loggers."""
+
+    def __init__(self, *loggers: Logger) -> None:
+        self.loggers = loggers
+
+    def log(self, env_steps: int, scalars: dict[str, float]) -> None:
+        for logger in self.loggers:
+            logger.log(env_steps, scalars)
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()

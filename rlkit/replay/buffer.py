@@ -1,0 +1,284 @@
+"""Uniform and proportional prioritized experience replay over one ring storage.
+
+Prioritized replay follows Schaul et al. 2016 ("Prioritized Experience Replay"),
+proportional variant: ``p_i = (|td_i| + eps) ** alpha``, ``P(i) = p_i / sum_k p_k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlkit.replay.storage import RingStorage
+from rlkit.replay.sum_tree import SumTree
+from rlkit.types import Batch, Transition
+
+
+def _tensor_converter(device: torch.device) -> Callable[[np.ndarray], torch.Tensor]:
+    """numpy -> torch on ``device``: zero-copy on CPU, pinned + non-blocking copy on CUDA."""
+    if device.type == "cpu":
+        return torch.from_numpy
+    if device.type == "cuda":
+        return lambda a: torch.from_numpy(a).pin_memory().to(device, non_blocking=True)
+    return lambda a: torch.from_numpy(a).to(device)
+
+
+class ReplayBuffer:
+    """Uniform replay: ``sample`` draws slots uniformly with replacement; weights are 1.
+
+    Args:
+        capacity: number of transitions kept; the oldest is overwritten first.
+        obs_shape: shape of one observation, e.g. ``(4,)`` or ``(4, 84, 84)``.
+        obs_dtype: storage dtype of observations (``np.uint8`` for frames).
+        device: torch device of the sampled ``Batch`` tensors.
+        seed: seed of the numpy Generator used for sampling.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: Sequence[int],
+        obs_dtype: np.dtype | type = np.float32,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        self._storage = RingStorage(capacity, obs_shape, obs_dtype)
+        self._obs_ndim = len(self._storage.obs_shape)
+        self.device = torch.device(device)
+        self._to_tensor = _tensor_converter(self.device)
+        self._rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ size
+    def __len__(self) -> int:
+        """Number of transitions stored (at most ``capacity``)."""
+        return self._storage.size
+
+    @property
+    def capacity(self) -> int:
+        return self._storage.capacity
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return self._storage.obs_shape
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the buffer's arrays (transition storage, plus the sum-tree if any)."""
+        return self._storage.nbytes
+
+    # ------------------------------------------------------------------ writing
+    def add(self, obs, action, reward, next_obs, discount) -> None:
+        """Store one transition, or a batch of them along a leading dimension.
+
+        One: ``obs``/``next_obs`` of shape ``obs_shape``, scalar ``action``, ``reward``
+        (the possibly n-step discounted return) and ``discount`` (bootstrap factor).
+        Batch: ``obs``/``next_obs`` [n, *obs_shape] and [n] (or scalar) for the others;
+        equivalent to ``n`` single adds in order.
+        """
+        ndim = obs.ndim if type(obs) is np.ndarray else np.ndim(obs)
+        if ndim == self._obs_ndim:
+            self._added_one(self._storage.add_one(obs, action, reward, next_obs, discount))
+        elif ndim == self._obs_ndim + 1:
+            self._added_many(self._storage.add_many(obs, action, reward, next_obs, discount))
+        else:
+            raise ValueError(
+                f"replay add: obs has {ndim} dims; expected {self._obs_ndim} (one transition) "
+                f"or {self._obs_ndim + 1} (a batch) for obs_shape {self.obs_shape}"
+            )
+
+    def add_transition(self, transition: Transition) -> None:
+        """Store an ``rlkit.types.Transition`` (K transitions with a leading dimension)."""
+        self.add(
+            transition.obs,
+            transition.action,
+            transition.reward,
+            transition.next_obs,
+            transition.discount,
+        )
+
+    def update_priorities(self, indices: np.ndarray, td_errors) -> None:
+        """No-op for uniform replay (the trainer calls it for every kind of buffer)."""
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
+        """Draw ``batch_size`` transitions (with replacement) as a ``Batch`` on ``device``.
+
+        ``beta`` is accepted for interface parity with prioritized replay and ignored;
+        the weights are all 1. Raises ValueError when the buffer is empty.
+        """
+        n = self._storage.size
+        if n == 0:
+            raise ValueError("cannot sample from an empty replay buffer: add transitions first")
+        indices = self._rng.integers(0, n, size=batch_size, dtype=np.int64)
+        return self._batch(indices, np.ones(batch_size, dtype=np.float32))
+
+    def _batch(self, indices: np.ndarray, weights: np.ndarray) -> Batch:
+        """Gather the rows ``indices`` (fresh arrays, so batches never alias) as tensors."""
+        obs, action, reward, next_obs, discount = self._storage.gather(indices)
+        t = self._to_tensor
+        return Batch(
+            obs=t(obs),
+            action=t(action),
+            reward=t(reward),
+            next_obs=t(next_obs),
+            discount=t(discount),
+            weights=t(weights),
+            indices=indices,
+        )
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Contents and sampling state as CPU tensors and plain Python values (loadable
+        with ``torch.load(weights_only=True)``)."""
+        st = self._storage
+        n = st.size  # slots [0, n) are the filled ones
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a[:n].copy())
+
+        return {
+            "capacity": st.capacity,
+            "obs_shape": list(st.obs_shape),
+            "size": n,
+            "pos": st.pos,
+            "obs": t(st.obs),
+            "action": t(st.action),
+            "reward": t(st.reward),
+            "next_obs": t(st.next_obs),
+            "discount": t(st.discount),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` saved into a buffer of the same capacity and shape."""
+        st = self._storage
+        for key, mine in (("capacity", st.capacity), ("obs_shape", list(st.obs_shape))):
+            if list(np.atleast_1d(state[key])) != list(np.atleast_1d(mine)):
+                raise ValueError(f"replay state has {key}={state[key]} but this buffer has {mine}")
+        n = int(state["size"])
+        for name in ("obs", "action", "reward", "next_obs", "discount"):
+            getattr(st, name)[:n] = np.asarray(state[name])
+        st.size = n
+        st.pos = int(state["pos"])
+        self._rng.bit_generator.state = state["rng"]
+
+    # hooks for subclasses, called with the slot(s) just written
+    def _added_one(self, slot: int) -> None:
+        pass
+
+    def _added_many(self, slots: np.ndarray) -> None:
+        pass
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al. 2016) over a float64 ``SumTree``.
+
+    Priorities: ``update_priorities`` stores ``p_i = (|td_i| + eps) ** alpha``. A new
+    transition gets the largest priority stored so far (starting at 1.0), so it is
+    likely to be replayed at least once.
+
+    Sampling is stratified: ``[0, total)`` is split into ``batch_size`` equal segments
+    and one point is drawn uniformly in each, then mapped to the slot whose cumulative
+    priority interval contains it. Each draw has marginal probability
+    ``P(i) = p_i / sum_k p_k``; duplicates are possible (a slot wider than a segment).
+
+    Importance-sampling weights: ``w_i = (N * P(i)) ** -beta / max_j (N * P(j)) ** -beta``
+    with N = ``len(self)`` and the max over the sampled batch, i.e. the largest weight in
+    each batch is 1 (equivalently ``w_i = (min_j p_j / p_i) ** beta``).
+
+    Args (in addition to ``ReplayBuffer``'s):
+        alpha: priority exponent, 0 = uniform.
+        eps: added to ``|td|`` so that no transition gets priority zero.
+        backend: sum-tree backend, ``"auto"`` (numba if installed), ``"numba"`` or
+            ``"numpy"``; results are the same, only speed differs (see ``SumTree``).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: Sequence[int],
+        obs_dtype: np.dtype | type = np.float32,
+        alpha: float = 0.5,
+        eps: float = 1e-6,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(capacity, obs_shape, obs_dtype, device=device, seed=seed)
+        if alpha < 0:
+            raise ValueError(f"PrioritizedReplayBuffer alpha must be >= 0, got {alpha}")
+        if eps < 0:
+            raise ValueError(f"PrioritizedReplayBuffer eps must be >= 0, got {eps}")
+        self.alpha = float(alpha)
+        self.eps = float(eps)
+        self._tree = SumTree(self._storage.capacity, backend=backend)
+        self._max_priority = 1.0
+
+    @property
+    def max_priority(self) -> float:
+        """The priority given to new transitions: the largest stored so far (>= 1.0)."""
+        return self._max_priority
+
+    @property
+    def backend(self) -> str:
+        """The sum-tree backend in use: ``"numba"`` or ``"numpy"``."""
+        return self._tree.backend
+
+    @property
+    def nbytes(self) -> int:
+        return self._storage.nbytes + self._tree.nbytes
+
+    def priorities(self, indices: np.ndarray) -> np.ndarray:
+        """Stored priorities ``p_i`` (after ``alpha``) of slots ``indices``, float64."""
+        return self._tree.get(indices)
+
+    def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
+        """Stratified proportional sample of ``batch_size`` slots with IS weights (see class
+        docstring). Raises ValueError when the buffer is empty."""
+        if self._storage.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer: add transitions first")
+        indices, p = self._tree.find_stratified(self._rng.random(batch_size))
+        weights = np.power(p.min() / p, beta).astype(np.float32)
+        return self._batch(indices, weights)
+
+    def update_priorities(self, indices: np.ndarray, td_errors) -> None:
+        """Set ``p_i = (|td_i| + eps) ** alpha`` for slots ``indices`` (last write wins).
+
+        ``td_errors``: [B] numpy array or torch tensor (any device), or a sequence.
+        """
+        if isinstance(td_errors, torch.Tensor):
+            td_errors = td_errors.detach().to("cpu", torch.float64).numpy()
+        p = np.abs(np.asarray(td_errors, dtype=np.float64))
+        p += self.eps
+        p **= self.alpha  # numpy's fast path turns alpha = 0.5 into a sqrt
+        indices = np.asarray(indices, dtype=np.int64)
+        n = self._storage.size
+        if n < self._storage.capacity and indices.size and indices.max() >= n:
+            raise IndexError(f"update_priorities: slot {indices.max()} is not filled (size {n})")
+        self._tree.update(indices, p)
+        if p.size:
+            top = float(p.max())
+            if top > self._max_priority:
+                self._max_priority = top
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["priorities"] = torch.from_numpy(self._tree.get(np.arange(state["size"])))
+        state["max_priority"] = self._max_priority
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        n = int(state["size"])
+        self._tree = SumTree(self._storage.capacity, backend=self._tree.backend)
+        self._tree.update(np.arange(n), np.asarray(state["priorities"], dtype=np.float64))
+        self._max_priority = float(state["max_priority"])
+
+    def _added_one(self, slot: int) -> None:
+        self._tree.update_one(slot, self._max_priority)
+
+    def _added_many(self, slots: np.ndarray) -> None:
+        self._tree.update(slots, self._max_priority)

@@ -1,0 +1,173 @@
+"""N-step transition accumulation for vectorised environments.
+
+For each env the accumulator keeps the last (up to ``n``) steps of the current episode
+and emits, per window starting at step ``t`` with ``k <= n`` real steps,
+
+    obs      = o_t
+    action   = a_t
+    reward   = sum_{i<k} gamma**i * r_{t+i}          (the discounted k-step return)
+    next_obs = o'_{t+k-1}                            (the observation after the last step)
+    discount = 0 if the episode terminated inside the window, else gamma**k
+
+so the TD target is ``reward + discount * max_a Q(next_obs, a)`` (Sutton & Barto 2018,
+Sec. 7.1). Truncation (a time limit) is not termination: the window keeps
+``gamma**k`` and bootstraps from the final observation, which the caller must pass as
+``next_obs`` (the real last observation, not the first of the auto-reset episode). At an
+episode end (terminated or truncated) every shorter tail window is emitted, so each real
+step starts exactly one transition; windows never span two episodes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlkit.types import Transition
+
+# one pending step: (obs, action, reward, next_obs)
+_Step = tuple[np.ndarray, int, float, np.ndarray]
+
+
+class NStepAccumulator:
+    """Turns per-step transitions of ``num_envs`` parallel envs into n-step transitions.
+
+    ``push`` returns the windows that finished at this step as one ``Transition`` (leading
+    dimension K) or None. Order: env-major (env 0's windows first), and within an env
+    oldest window first, i.e. in the order their first steps were pushed.
+    """
+
+    def __init__(self, n: int, gamma: float, num_envs: int = 1) -> None:
+        if int(n) < 1:
+            raise ValueError(f"n-step n must be >= 1, got {n}")
+        if not 0.0 <= float(gamma) <= 1.0:
+            raise ValueError(f"n-step gamma must be in [0, 1], got {gamma}")
+        if int(num_envs) < 1:
+            raise ValueError(f"n-step num_envs must be >= 1, got {num_envs}")
+        self.n = int(n)
+        self.gamma = float(gamma)
+        self.num_envs = int(num_envs)
+        self._pending: list[deque[_Step]] = [deque() for _ in range(self.num_envs)]
+
+    def push(
+        self, obs, action, reward, next_obs, terminated, truncated, mask=None
+    ) -> Transition | None:
+        """Add one step of every env; return the n-step transitions that finished.
+
+        All arguments have a leading ``num_envs`` dimension: ``obs``/``next_obs``
+        [E, *obs_shape], ``action``/``reward``/``terminated``/``truncated`` [E].
+        ``mask`` [E] bool (optional): envs where it is False did not make a real step
+        (e.g. a vector env's auto-reset step) and are skipped.
+        """
+        obs = np.array(obs, copy=True)  # the env may reuse its buffers
+        next_obs = np.array(next_obs, copy=True)
+        action = np.asarray(action).reshape(-1)
+        reward = np.asarray(reward, dtype=np.float64).reshape(-1)
+        terminated = np.asarray(terminated, dtype=bool).reshape(-1)
+        truncated = np.asarray(truncated, dtype=bool).reshape(-1)
+        named = {
+            "obs": obs,
+            "action": action,
+            "reward": reward,
+            "next_obs": next_obs,
+            "terminated": terminated,
+            "truncated": truncated,
+        }
+        for name, a in named.items():
+            if a.ndim == 0 or a.shape[0] != self.num_envs:
+                raise ValueError(
+                    f"n-step push: {name} must have a leading dimension of num_envs="
+                    f"{self.num_envs}, got shape {a.shape}"
+                )
+        valid = None if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
+        if valid is not None and valid.shape[0] != self.num_envs:
+            raise ValueError(f"n-step push: mask must have num_envs={self.num_envs} entries")
+        out: list[tuple[np.ndarray, int, float, np.ndarray, float]] = []
+        for e, steps in enumerate(self._pending):
+            if valid is not None and not valid[e]:
+                continue
+            steps.append((obs[e], int(action[e]), float(reward[e]), next_obs[e]))
+            if terminated[e] or truncated[e]:
+                while steps:  # flush every tail window of the finished episode
+                    out.append(self._window(steps, bool(terminated[e])))
+                    steps.popleft()
+            elif len(steps) == self.n:
+                out.append(self._window(steps, False))
+                steps.popleft()
+        if not out:
+            return None
+        return Transition(
+            obs=np.stack([w[0] for w in out]),
+            action=np.array([w[1] for w in out], dtype=np.int64),
+            reward=np.array([w[2] for w in out], dtype=np.float32),
+            next_obs=np.stack([w[3] for w in out]),
+            discount=np.array([w[4] for w in out], dtype=np.float32),
+        )
+
+    def _window(self, steps: deque[_Step], terminated: bool):
+        """The transition of the window ``steps`` (oldest first)."""
+        ret = 0.0
+        scale = 1.0
+        for _, _, r, _ in steps:
+            ret += scale * r
+            scale *= self.gamma
+        discount = 0.0 if terminated else self.gamma ** len(steps)
+        first, last = steps[0], steps[-1]
+        return first[0], first[1], ret, last[3], discount
+
+    def reset(self, env: int | None = None) -> None:
+        """Drop the pending steps of every env (or of ``env`` only), e.g. after the
+        caller reset the environments outside of ``push``."""
+        for e, steps in enumerate(self._pending):
+            if env is None or e == env:
+                steps.clear()
+
+    @property
+    def num_pending(self) -> list[int]:
+        """Steps waiting for their window to complete, per env (each < n)."""
+        return [len(steps) for steps in self._pending]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pending steps as CPU tensors and plain Python values (tensors rather than
+        numpy arrays so that ``torch.load(weights_only=True)`` accepts a checkpoint)."""
+        envs = []
+        for steps in self._pending:
+            if steps:
+                obs = torch.from_numpy(np.stack([s[0] for s in steps]))
+                next_obs = torch.from_numpy(np.stack([s[3] for s in steps]))
+            else:
+                obs = next_obs = None
+            envs.append(
+                {
+                    "obs": obs,
+                    "action": torch.tensor([s[1] for s in steps], dtype=torch.int64),
+                    "reward": torch.tensor([s[2] for s in steps], dtype=torch.float64),
+                    "next_obs": next_obs,
+                }
+            )
+        return {"n": self.n, "gamma": self.gamma, "num_envs": self.num_envs, "pending": envs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore pending steps saved by ``state_dict`` (same n, gamma and num_envs);
+        arrays may be tensors or numpy arrays."""
+        for key in ("n", "gamma", "num_envs"):
+            if state[key] != getattr(self, key):
+                raise ValueError(
+                    f"n-step state has {key}={state[key]!r} but this accumulator has "
+                    f"{key}={getattr(self, key)!r}"
+                )
+        pending: list[deque[_Step]] = []
+        for env in state["pending"]:
+            steps: deque[_Step] = deque()
+            for i in range(len(env["action"])):
+                step = (
+                    np.array(np.asarray(env["obs"][i])),
+                    int(env["action"][i]),
+                    float(env["reward"][i]),
+                    np.array(np.asarray(env["next_obs"][i])),
+                )
+                steps.append(step)
+            pending.append(steps)
+        self._pending = pending

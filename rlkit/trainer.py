@@ -1,0 +1,268 @@
+"""The training loop.
+
+Glossary
+--------
+env step
+    One step of one environment. A vector step of ``num_envs`` environments is
+    ``num_envs`` env steps. Counter: ``env_steps``. Every step count in the config is
+    in env steps unless its name says otherwise.
+transition
+    ``(obs, action, reward, next_obs, discount)`` stored in replay. With n-step returns,
+    ``reward`` is the discounted sum of up to n rewards and ``discount`` is ``gamma**k``
+    (0 if the episode terminated inside the window; truncation keeps ``gamma**k``).
+update
+    One gradient step on one sampled batch. Counter: ``updates``.
+training phase
+    Every ``train_every`` env steps once ``env_steps >= learning_starts``:
+    ``updates_per_train`` updates, each followed by writing the new priorities back to
+    replay.
+target sync
+    Every ``target_update_period`` env steps (from the first update on): the target net
+    moves ``target_tau`` of the way to the online net (1 = hard copy). Period 0 means no
+    target network. Counter: ``target_syncs``.
+evaluation
+    Every ``eval_every`` env steps and at the end: ``eval_episodes`` episodes on separate
+    environments with the greedy policy (noisy layers use their means).
+checkpoint
+    Every ``checkpoint_every`` env steps and at the end.
+
+Exploration noise cadence: noisy nets resample their noise before every update (online
+and target independently); acting uses the noise of the latest update, and before the
+first update new noise is drawn at every vector step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rlkit.collector import Collector
+from rlkit.evaluate import EvalResult
+from rlkit.learner import DQNLearner, polyak_update
+from rlkit.logging import Logger
+from rlkit.replay import NStepAccumulator, ReplayBuffer
+from rlkit.schedules import Schedule
+
+
+class NumericalError(RuntimeError):
+    """NaN or Inf appeared in the loss or the parameters."""
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When things happen, in env steps (``updates_per_train`` and ``batch_size`` excepted)."""
+
+    total_steps: int
+    learning_starts: int = 1_000
+    train_every: int = 1
+    updates_per_train: int = 1
+    batch_size: int = 64
+    target_update_period: int = 500
+    target_tau: float = 1.0
+    eval_every: int = 5_000
+    checkpoint_every: int = 0
+    log_every: int = 1_000
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    updates: int = 0
+    target_syncs: int = 0
+    evaluations: int = 0
+    episodes: int = 0
+
+
+@dataclass
+class _Window:
+    """Sums over the current logging window."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    updates: int = 0
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    start_time: float = field(default_factory=time.perf_counter)
+    start_steps: int = 0
+
+    def add_metrics(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.metrics[key] = self.metrics.get(key, 0.0) + value
+        self.updates += 1
+
+
+def crossings(before: int, after: int, period: int) -> int:
+    """How many multiples of ``period`` lie in ``(before, after]`` (0 when period is 0)."""
+    if period <= 0:
+        return 0
+    return after // period - before // period
+
+
+class Trainer:
+    """Drives collector -> n-step -> replay -> learner, with evaluation and logging.
+
+    Components are injected ready-made (see ``rlkit.build``); the trainer only decides
+    when each one runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        collector: Collector,
+        nstep: NStepAccumulator,
+        replay: ReplayBuffer,
+        learner: DQNLearner,
+        epsilon: Schedule,
+        beta: Schedule,
+        cadence: Cadence,
+        logger: Logger,
+        evaluate: Callable[[int], EvalResult] | None = None,
+        checkpoint: Callable[[Trainer], None] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.collector = collector
+        self.nstep = nstep
+        self.replay = replay
+        self.learner = learner
+        self.epsilon = epsilon
+        self.beta = beta
+        self.cadence = cadence
+        self.logger = logger
+        self.evaluate_fn = evaluate
+        self.checkpoint_fn = checkpoint
+        self.seed = seed
+        self.counters = Counters()
+        self.last_eval: EvalResult | None = None
+        self._window = _Window()
+        self._started = False
+
+    # ------------------------------------------------------------------ pieces
+
+    def _train_phase(self, beta: float) -> None:
+        c = self.cadence
+        for _ in range(c.updates_per_train):
+            batch = self.replay.sample(c.batch_size, beta=beta)
+            out = self.learner.update(batch)
+            if not math.isfinite(out.loss):
+                raise NumericalError(
+                    f"loss became {out.loss} at env step {self.counters.env_steps} "
+                    f"(update {self.counters.updates + 1}); likely causes: learning rate too "
+                    "high, rewards too large for the value range, or exploding gradients "
+                    "(set learner.max_grad_norm)"
+                )
+            self.replay.update_priorities(batch.indices, out.priorities)
+            self.counters.updates += 1
+            self._window.add_metrics(out.metrics)
+
+    def _sync_target(self) -> None:
+        if self.cadence.target_tau >= 1.0:
+            self.learner.sync_target()
+        else:
+            polyak_update(self.learner.online, self.learner.target, self.cadence.target_tau)
+        self.counters.target_syncs += 1
+
+    def _log_window(self, env_steps: int) -> None:
+        w = self._window
+        now = time.perf_counter()
+        scalars: dict[str, float] = {}
+        if w.updates:
+            for key, total in w.metrics.items():
+                scalars[f"train/{key}"] = total / w.updates
+        if w.returns:
+            scalars["train/episode_return"] = float(np.mean(w.returns))
+            scalars["train/episode_length"] = float(np.mean(w.lengths))
+        scalars["explore/epsilon"] = self.epsilon.value(env_steps)
+        scalars["replay/beta"] = self.beta.value(env_steps)
+        scalars["replay/size"] = float(len(self.replay))
+        elapsed = now - w.start_time
+        if elapsed > 0:
+            scalars["perf/sps"] = (env_steps - w.start_steps) / elapsed
+            scalars["perf/updates_per_s"] = w.updates / elapsed
+        self.logger.log(env_steps, scalars)
+        self._window = _Window(start_time=now, start_steps=env_steps)
+
+    def run_evaluation(self) -> EvalResult | None:
+        if self.evaluate_fn is None:
+            return None
+        result = self.evaluate_fn(self.counters.evaluations)
+        self.counters.evaluations += 1
+        self.last_eval = result
+        self.logger.log(self.counters.env_steps, result.scalars())
+        return result
+
+    def _check_parameters(self) -> None:
+        import torch
+
+        for name, param in self.learner.online.named_parameters():
+            if not torch.isfinite(param).all():
+                raise NumericalError(
+                    f"parameter {name} holds NaN/Inf at env step {self.counters.env_steps}; "
+                    "likely causes: learning rate too high or exploding gradients"
+                )
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, stop: Callable[[], bool] | None = None) -> Counters:
+        """Train until ``total_steps`` env steps (or until ``stop()`` returns True)."""
+        c = self.cadence
+        counters = self.counters
+        collector, nstep, replay = self.collector, self.nstep, self.replay
+        if not self._started:
+            collector.reset(seed=self.seed)
+            self._started = True
+        self._window = _Window(start_steps=counters.env_steps)
+        num_envs = collector.num_envs
+        noisy_warmup = self.learner.online.noisy
+        while counters.env_steps < c.total_steps:
+            before = counters.env_steps
+            if noisy_warmup and counters.updates == 0:
+                self.learner.online.reset_noise()
+            out = collector.step(self.epsilon.value(before))
+            finished = nstep.push(
+                out.obs,
+                out.action,
+                out.reward,
+                out.next_obs,
+                out.terminated,
+                out.truncated,
+                mask=out.valid,
+            )
+            if finished is not None and len(finished.action):
+                replay.add(*finished)
+            if out.episode_returns:
+                self._window.returns += out.episode_returns
+                self._window.lengths += out.episode_lengths
+                counters.episodes += len(out.episode_returns)
+            after = counters.env_steps = before + num_envs
+
+            if after >= c.learning_starts and len(replay) >= c.batch_size:
+                phases = crossings(max(before, c.learning_starts - 1), after, c.train_every)
+                if phases:
+                    beta = self.beta.value(after)
+                    for _ in range(phases):
+                        self._train_phase(beta)
+                if counters.updates and crossings(before, after, c.target_update_period):
+                    self._sync_target()
+            if crossings(before, after, c.log_every):
+                self._log_window(after)
+            if crossings(before, after, c.eval_every) and after < c.total_steps:
+                self._check_parameters()
+                self.run_evaluation()
+            if crossings(before, after, c.checkpoint_every) and after < c.total_steps:
+                self._save()
+            if stop is not None and stop():
+                self._save()
+                return counters
+        self._check_parameters()
+        if self._window.updates or self._window.returns:
+            self._log_window(counters.env_steps)
+        self.run_evaluation()
+        self._save()
+        return counters
+
+    def _save(self) -> None:
+        if self.checkpoint_fn is not None:
+            self.checkpoint_fn(self)

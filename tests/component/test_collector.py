@@ -1,0 +1,74 @@
+"""Collector on fake vector envs: final observations, autoreset modes, episode stats."""
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from rlkit.collector import Collector, EpsilonGreedy
+from rlkit.evaluate import episode_quotas, evaluate
+from rlkit.nn import QNetwork
+from tests.fakes import CountingEnv
+
+
+def make(mode: AutoresetMode, lengths=(3, 2)) -> gym.vector.SyncVectorEnv:
+    fns = [lambda n=n, i=i: CountingEnv(n, tag=i) for i, n in enumerate(lengths)]
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+
+
+def collector_for(envs) -> Collector:
+    net = QNetwork((2,), 2, hidden_sizes=(8,), noisy=False, dueling=False)
+    return Collector(envs, EpsilonGreedy(net, 2, torch.device("cpu"), np.random.default_rng(0)))
+
+
+def test_same_step_mode_gives_true_final_obs_and_episode_stats():
+    collector = collector_for(make(AutoresetMode.SAME_STEP))
+    collector.reset(seed=0)
+    steps = [collector.step(epsilon=1.0) for _ in range(6)]
+    assert all(s.valid.all() for s in steps)
+    # env 0 (length 3): obs t = 0,1,2 then 0,1,2 ; next_obs t = 1,2,3 (true final obs 3)
+    assert [s.obs[0, 0] for s in steps] == [0, 1, 2, 0, 1, 2]
+    assert [s.next_obs[0, 0] for s in steps] == [1, 2, 3, 1, 2, 3]
+    assert [s.next_obs[1, 0] for s in steps] == [1, 2, 1, 2, 1, 2]
+    assert [bool(s.terminated[0]) for s in steps] == [False, False, True, False, False, True]
+    # returns: env 0 = 1+2+3 = 6 (len 3), env 1 = 1+2 = 3 (len 2)
+    ended = [(r, n) for s in steps for r, n in zip(s.episode_returns, s.episode_lengths)]
+    assert sorted(ended) == [(3.0, 2)] * 3 + [(6.0, 3)] * 2
+
+
+def test_next_step_mode_marks_reset_steps_invalid():
+    collector = collector_for(make(AutoresetMode.NEXT_STEP, lengths=(2,)))
+    collector.reset(seed=0)
+    steps = [collector.step(epsilon=1.0) for _ in range(6)]
+    # t: 0->1, 1->2 (term), reset step (invalid), 0->1, 1->2 (term), reset step
+    assert [bool(s.valid[0]) for s in steps] == [True, True, False, True, True, False]
+    assert [s.next_obs[0, 0] for s in steps if s.valid[0]] == [1, 2, 1, 2]
+    assert [r for s in steps for r in s.episode_returns] == [3.0, 3.0]
+
+
+def test_epsilon_one_is_uniform_and_zero_is_greedy():
+    envs = make(AutoresetMode.SAME_STEP, lengths=(50,))
+    net = QNetwork((2,), 2, hidden_sizes=(8,), noisy=False, dueling=False)
+    policy = EpsilonGreedy(net, 2, torch.device("cpu"), np.random.default_rng(0))
+    obs = np.zeros((1000, 2), dtype=np.float32)
+    greedy = net(torch.as_tensor(obs)).argmax(1).numpy()
+    assert (policy.act(obs, 0.0) == greedy).all()
+    frac_ones = policy.act(obs, 1.0).mean()
+    assert 0.45 < frac_ones < 0.55
+    envs.close()
+
+
+def test_episode_quotas_split_evenly():
+    assert episode_quotas(10, 4).tolist() == [3, 3, 2, 2]
+    assert episode_quotas(3, 3).tolist() == [1, 1, 1]
+
+
+def test_evaluate_runs_exact_episode_count_and_restores_mode():
+    envs = make(AutoresetMode.SAME_STEP, lengths=(3, 5))
+    net = QNetwork((2,), 2, hidden_sizes=(8,), noisy=True)
+    net.train()
+    result = evaluate(net, envs, 5, device=torch.device("cpu"), seed=0)
+    assert len(result.returns) == 5
+    # quotas: env 0 (length 3, return 6) runs 3 episodes, env 1 (length 5, return 15) runs 2
+    assert sorted(result.returns) == [6.0, 6.0, 6.0, 15.0, 15.0]
+    assert net.training

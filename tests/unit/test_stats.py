@@ -1,0 +1,62 @@
+"""IQM, bootstrap CIs and curve area against hand-computed small cases."""
+
+import numpy as np
+import pytest
+
+from rlkit.stats import curve_auc, iqm, stratified_bootstrap_ci
+
+
+def test_iqm_hand_computed():
+    # n = 8: drop 2 from each end -> mean(3, 4, 5, 6) = 4.5
+    assert iqm([8, 1, 7, 2, 6, 3, 5, 4]) == 4.5
+    # n = 5: drop floor(1.25) = 1 each end -> mean(2, 3, 100)
+    assert iqm([1, 2, 3, 100, 1000]) == pytest.approx(35.0)
+    # n = 3: nothing dropped
+    assert iqm([1, 2, 9]) == 4.0
+    # outliers do not move it
+    assert iqm([0, 10, 10, 10, 10, 10, 10, 1e9]) == 10.0
+
+
+def test_bootstrap_ci_degenerate_and_single_run():
+    low, high = stratified_bootstrap_ci([[5.0, 5.0, 5.0]], reps=200)
+    assert (low, high) == (5.0, 5.0)
+    # one run per task: every resample is the same pooled set
+    low, high = stratified_bootstrap_ci([[1.0], [3.0]], statistic=np.mean, reps=200)
+    assert (low, high) == (2.0, 2.0)
+
+
+def test_bootstrap_ci_two_point_task_matches_binomial_quantiles():
+    # Scores {0, 1} resampled 2 at a time: the mean is 0, 0.5, 1 with prob 1/4, 1/2, 1/4.
+    # The 2.5% and 97.5% quantiles of that distribution are 0 and 1.
+    low, high = stratified_bootstrap_ci([[0.0, 1.0]], statistic=np.mean, reps=4000, seed=1)
+    assert (low, high) == (0.0, 1.0)
+    # at 40% confidence (30%..70% quantiles) the interval collapses to the middle value
+    low, high = stratified_bootstrap_ci(
+        [[0.0, 1.0]], statistic=np.mean, reps=4000, confidence=0.4, seed=1
+    )
+    assert (low, high) == (0.5, 0.5)
+
+
+def test_bootstrap_ci_is_stratified():
+    # Task A always scores 0, task B always 10: a stratified resample always pools one
+    # run of each, so the mean is exactly 5 every time. An unstratified one would not be.
+    low, high = stratified_bootstrap_ci([[0.0], [10.0]], statistic=np.mean, reps=500)
+    assert (low, high) == (5.0, 5.0)
+    low, high = stratified_bootstrap_ci([[0.0, 0.0], [10.0, 10.0]], statistic=np.mean, reps=500)
+    assert (low, high) == (5.0, 5.0)
+
+
+def test_bootstrap_ci_covers_the_estimate():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(100, 10, size=20)
+    low, high = stratified_bootstrap_ci([scores], reps=1000)
+    assert low < iqm(scores) < high
+    assert high - low < 20
+
+
+def test_curve_auc():
+    assert curve_auc([0, 10], [0, 10]) == 5.0
+    assert curve_auc([0, 1, 3], [2, 2, 2]) == 2.0
+    # trapezoids: [0,2]: (0+4)/2*2 = 4 ; [2,4]: (4+4)/2*2 = 8 ; total 12 / 4 = 3
+    assert curve_auc([0, 2, 4], [0, 4, 4]) == 3.0
+    assert curve_auc([5], [7]) == 7.0
