@@ -184,6 +184,9 @@ def build(config: Config, logger: Logger, checkpoint=None) -> Components:
     device = resolve_device(t.device)
     if t.num_threads > 0:
         torch.set_num_threads(t.num_threads)
+    # Adam's second-moment estimates decay into the denormal range on small nets; denormal
+    # arithmetic is 10x slower on x86 CPUs. Flushing them to zero changes nothing visible.
+    torch.set_flush_denormal(True)
     torch.manual_seed(t.seed)
     envs = make_envs(config, config.env.num_envs)
     eval_envs = make_envs(config, min(config.eval.episodes, 10))

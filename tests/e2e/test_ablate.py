@@ -1,0 +1,178 @@
+"""`rlkit ablate` and `rlkit plot` through the command line.
+
+One tiny suite (2 variants x 1 env x 2 seeds, 300 env steps each) is trained with two
+worker processes; re-running it skips the finished runs and restarts an unfinished one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlkit.cli import main
+from rlkit.logging import JSONLLogger
+
+ROOT = Path(__file__).resolve().parents[2]
+ABLATIONS = ROOT / "configs" / "ablations"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = [
+    "trainer.total_steps=300",
+    "trainer.learning_starts=100",
+    "eval.every=150",
+    "eval.episodes=2",
+    "network.hidden_sizes=[16]",
+    "trainer.device=cpu",
+]
+
+
+def rlkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "rlkit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_ablate_trains_reports_and_skips_finished_runs(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(
+        f"variants:\n  - {ABLATIONS / 'rainbow.yaml'}\n  - {ABLATIONS / 'q_learning.yaml'}\n"
+        "envs: [CartPole-v1]\nseeds: 2\n"
+    )
+    args = ["ablate", "tiny.yaml", "--workers", "2", "--out", "out", "--set", *TINY]
+    first = rlkit(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "4 new; 2 worker(s)" in first.stdout
+    out = tmp_path / "out"
+    run_dirs = sorted(out.glob("CartPole-v1/*/seed*"))
+    assert [str(p.relative_to(out)) for p in run_dirs] == [
+        "CartPole-v1/q_learning/seed0",
+        "CartPole-v1/q_learning/seed1",
+        "CartPole-v1/rainbow/seed0",
+        "CartPole-v1/rainbow/seed1",
+    ]
+    for run_dir in run_dirs:
+        assert (run_dir / "done.json").is_file()
+        assert "run dir:" in (run_dir / "train.log").read_text()  # run output went to its log
+        config = (run_dir / "config.yaml").read_text()
+        assert f"seed: {run_dir.name[-1]}" in config and "total_steps: 300" in config
+
+    # results.csv agrees with the final evaluations the runs themselves reported
+    rows = {r["variant"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert set(rows) == {"rainbow", "q_learning"}
+    for variant, row in rows.items():
+        finals = [
+            json.loads((out / "CartPole-v1" / variant / f"seed{s}" / "done.json").read_text())[
+                "final_eval"
+            ]["eval/return_mean"]
+            for s in (0, 1)
+        ]
+        assert row["n_seeds"] == "2"
+        assert float(row["final_mean"]) == pytest.approx(np.mean(finals), rel=1e-5)
+        assert float(row["final_iqm_ci_low"]) <= float(row["final_iqm"])
+        assert float(row["final_iqm"]) <= float(row["final_iqm_ci_high"])
+        assert row["auc_mean"] != "" and row["overestimation_mean"] != ""
+    report = (out / "report.md").read_text()
+    assert "`rlkit ablate tiny.yaml --workers 2 --out out --set trainer.total_steps=300" in report
+    assert "2 per variant and env (0, 1); 4 of 4 runs finished" in report
+    assert "| rainbow | 2 |" in report and "| q_learning | 2 |" in report
+    assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
+
+    # re-run: three finished runs are skipped untouched, the unfinished one is restarted
+    unfinished = out / "CartPole-v1" / "rainbow" / "seed1"
+    (unfinished / "done.json").unlink()
+    kept = {p: (p / "done.json").stat().st_mtime_ns for p in run_dirs if p != unfinished}
+    second = rlkit(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "3 finished (skipped), 1 unfinished (restarted), 0 new" in second.stdout
+    assert {p: (p / "done.json").stat().st_mtime_ns for p in kept} == kept
+    assert (unfinished / "done.json").is_file()
+    assert "started CartPole-v1/rainbow/seed1" in second.stdout
+    assert second.stdout.count("started ") == 1
+
+    # the report alone, from the run dirs; a different --set is refused, not mixed in
+    (out / "report.md").unlink()
+    third = rlkit(
+        "ablate", "tiny.yaml", "--out", "out", "--report-only", "--set", *TINY, cwd=tmp_path
+    )
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "4 of 4 runs finished" in (out / "report.md").read_text()
+    bad = rlkit("ablate", "tiny.yaml", "--out", "out", "--report-only", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "finished with a different config (network.hidden_sizes" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+    # rlkit plot on two of the runs
+    png = tmp_path / "two.png"
+    code = main(
+        [
+            "plot",
+            str(run_dirs[0]),
+            str(run_dirs[2]),
+            "--out",
+            str(png),
+            "--tag",
+            "eval/return_mean",
+            "--tag",
+            "eval/overestimation",
+        ]
+    )
+    assert code == 0
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_ablate_user_errors_are_one_line(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"variants: [{ABLATIONS / 'rainbow.yaml'}]\nenvs: [CartPole-v1]\nseed: 2\n")
+    result = rlkit("ablate", "s.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "rlkit: error: s.yaml: unknown key 'seed' (did you mean 'seeds'?)"
+    )
+    suite.write_text(f"variants: [{ABLATIONS / 'rainbow.yaml'}]\nenvs: [CartPole-v1]\n")
+    result = rlkit("ablate", "s.yaml", "--report-only", "--out", "nowhere", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no finished runs of s.yaml under nowhere" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def fake_run(run_dir: Path, values: list[float]) -> Path:
+    run_dir.mkdir(parents=True)
+    logger = JSONLLogger(run_dir / "metrics.jsonl")
+    for i, v in enumerate(values):
+        logger.log(100 * (i + 1), {"eval/return_mean": v})
+    logger.close()
+    return run_dir
+
+
+def test_plot_command_and_its_errors(tmp_path, capsys, monkeypatch):
+    a = fake_run(tmp_path / "a", [1.0, 2.0, 3.0])
+    b = fake_run(tmp_path / "b", [3.0, 1.0])
+    out = tmp_path / "plots" / "curves.png"
+    assert main(["plot", str(a), str(b), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+    assert main(["plot", str(a), "--tag", "eval/return_man", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--tag 'eval/return_man': no run logged it (did you mean 'eval/return_mean'?)" in err
+    assert main(["plot", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "run dir not found" in capsys.readouterr().err
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["plot", str(a), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "rlkit: error: plotting needs matplotlib: pip install 'rlkit[plot]'"

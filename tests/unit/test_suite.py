@@ -1,0 +1,573 @@
+"""Ablation suites: file validation, expansion into runs, skipping finished runs, the
+runner's bookkeeping, and aggregation checked against hand-computed numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlkit import stats
+from rlkit.ablate import (
+    DONE_FILE,
+    Job,
+    MetricsTail,
+    RunSummary,
+    aggregate,
+    collect_results,
+    command_line,
+    config_diff,
+    expand,
+    is_finished,
+    load_suite,
+    parse_cli_overrides,
+    plan,
+    render_markdown,
+    run_jobs,
+    summarize_run,
+    write_csv,
+    write_report,
+)
+from rlkit.config import ConfigError, dump_config, load_config
+from rlkit.envs import EnvError
+from rlkit.logging import JSONLLogger
+from rlkit.plot import Series, mean_band, series_from_records
+
+ABLATIONS = Path(__file__).resolve().parents[2] / "configs" / "ablations"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def suite_dir(tmp_path: Path) -> Path:
+    """Two tiny variants that differ only in learner.double_q."""
+    write(
+        tmp_path / "base.yaml",
+        "network:\n  hidden_sizes: [8]\n  atoms: 1\n  noisy: false\n"
+        "learner:\n  lr: 0.01\ntrainer:\n  total_steps: 1000\n",
+    )
+    write(
+        tmp_path / "variants" / "max.yaml", "extends: ../base.yaml\nlearner:\n  double_q: false\n"
+    )
+    write(tmp_path / "variants" / "dbl.yaml", "extends: ../base.yaml\nlearner:\n  double_q: true\n")
+    return tmp_path
+
+
+def suite_file(suite_dir: Path, body: str) -> Path:
+    return write(suite_dir / "suite.yaml", body)
+
+
+GOOD = """
+description: >-
+  two variants,
+  two envs
+variants: [variants/max.yaml, variants/dbl.yaml]
+envs:
+  - CartPole-v1
+  - {id: Acrobot-v1, set: {learner.lr: 0.5, trainer: {total_steps: 3000}}}
+seeds: 2
+set:
+  learner.lr: 0.2
+  eval: {episodes: 3}
+"""
+
+
+# ---------------------------------------------------------------- parsing and expansion
+
+
+def test_load_suite_reads_every_key(suite_dir):
+    suite = load_suite(suite_file(suite_dir, GOOD))
+    assert suite.name == "suite"
+    assert suite.variant_names == ["max", "dbl"]
+    assert [e.id for e in suite.envs] == ["CartPole-v1", "Acrobot-v1"]
+    assert suite.envs[1].overrides == {"learner.lr": 0.5, "trainer.total_steps": 3000}
+    assert suite.seeds == (0, 1)
+    assert suite.overrides == {"learner.lr": 0.2, "eval.episodes": 3}
+    assert suite.description == "two variants, two envs"
+
+
+def test_expand_layout_order_and_override_precedence(suite_dir, tmp_path):
+    suite = load_suite(suite_file(suite_dir, GOOD))
+    out = tmp_path / "out"
+    jobs = expand(suite, out, overrides=parse_cli_overrides(["eval.episodes=4"]))
+    # seed-major, then env, then variant
+    assert [j.key for j in jobs] == [
+        "CartPole-v1/max/seed0",
+        "CartPole-v1/dbl/seed0",
+        "Acrobot-v1/max/seed0",
+        "Acrobot-v1/dbl/seed0",
+        "CartPole-v1/max/seed1",
+        "CartPole-v1/dbl/seed1",
+        "Acrobot-v1/max/seed1",
+        "Acrobot-v1/dbl/seed1",
+    ]
+    assert jobs[5].run_dir == out / "CartPole-v1" / "dbl" / "seed1"
+    by_key = {j.key: j.config for j in jobs}
+    cart, acro = by_key["CartPole-v1/dbl/seed1"], by_key["Acrobot-v1/max/seed0"]
+    assert (cart.env.id, acro.env.id) == ("CartPole-v1", "Acrobot-v1")
+    assert (cart.trainer.seed, acro.trainer.seed) == (1, 0)
+    assert cart.learner.lr == 0.2  # suite set beats the variant file
+    assert acro.learner.lr == 0.5  # env set beats suite set
+    assert (cart.trainer.total_steps, acro.trainer.total_steps) == (1000, 3000)
+    assert cart.eval.episodes == acro.eval.episodes == 4  # --set comes last
+    assert cart.learner.double_q and not acro.learner.double_q
+    assert cart.network.hidden_sizes == (8,)  # from the extends: chain
+
+
+def test_seeds_option_and_seed_list(suite_dir, tmp_path):
+    body = "variants: [variants/max.yaml]\nenvs: [CartPole-v1]\nseeds: [3, 7]\n"
+    suite = load_suite(suite_file(suite_dir, body))
+    assert [j.seed for j in expand(suite, tmp_path)] == [3, 7]
+    assert [j.seed for j in expand(suite, tmp_path, seeds=3)] == [0, 1, 2]
+    with pytest.raises(ConfigError, match="--seeds: must be >= 1"):
+        expand(suite, tmp_path, seeds=0)
+
+
+def test_env_names_and_slashes(suite_dir, tmp_path):
+    body = (
+        "variants: [variants/max.yaml]\nenvs:\n  - CartPole-v1\n"
+        "  - {id: CartPole-v1, name: cartpole-short, set: {env.max_episode_steps: 50}}\n"
+    )
+    suite = load_suite(suite_file(suite_dir, body))
+    jobs = expand(suite, tmp_path, seeds=1)
+    assert [j.run_dir.parent.parent.name for j in jobs] == ["CartPole-v1", "cartpole-short"]
+    assert jobs[1].config.env.max_episode_steps == 50
+    assert jobs[0].config.env.max_episode_steps is None
+
+
+V = "variants: [variants/max.yaml]\n"
+E = "envs: [CartPole-v1]\n"
+BAD_SUITES = [
+    ("variant: [variants/max.yaml]\n" + E, r"unknown key 'variant' \(did you mean 'variants'\?\)"),
+    (E, "missing key 'variants'"),
+    (V, "missing key 'envs'"),
+    ("variants: []\n" + E, "variants: expected a non-empty list"),
+    ("variants: [variants/max.yaml, no.yaml]\n" + E, r"variants\[1\]: config file not found: .*no"),
+    (
+        "variants: [variants/max.yaml, base.yaml, variants/../variants/max.yaml]\n" + E,
+        r"variants\[2\]: two variants are named 'max'",
+    ),
+    (V + "envs: CartPole-v1\n", "envs: expected a non-empty list"),
+    (V + "envs: [{idd: CartPole-v1}]\n", r"envs\[0\]: unknown key 'idd' \(did you mean 'id'\?\)"),
+    (V + "envs: [{set: {}}]\n", r"envs\[0\]: 'id' must be a Gymnasium env id"),
+    (V + "envs: [CartPole-v1, CartPole-v1]\n", r"envs\[1\]: env 'CartPole-v1' listed twice"),
+    (V + E + "seeds: 0\n", "seeds: must be >= 1"),
+    (V + E + "seeds: [1, 1]\n", "seeds: seeds must be distinct"),
+    (V + E + "seeds: true\n", "seeds: expected a number of seeds"),
+    (V + E + "set: {learner.lrr: 1}\n", r"set: unknown key 'learner.lrr' \(did you mean 'lr'\?\)"),
+    (V + E + "set: {lerner.lr: 1}\n", r"set: unknown section in 'lerner.lr' \(did you mean 'le"),
+    (V + E + "set: {lr: 1}\n", "set: key 'lr' must be section.field"),
+    (V + E + "set: {trainer.seed: 1}\n", "trainer.seed is set per run by the suite; use seeds:"),
+    (V + "envs: [{id: CartPole-v1, set: {env.id: A}}]\n", r"envs\[0\].set: env.id is set per run"),
+    ("extends: base.yaml\nlearner:\n  lr: 0.1\n", "looks like a run config, not a suite"),
+    ("- a\n- b\n", "expected a mapping with 'variants'"),
+    ("variants: [variants/max.yaml\n", r"suite.yaml:\d+: malformed YAML"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_SUITES)
+def test_suite_errors_are_one_line_and_name_file_and_key(suite_dir, body, message):
+    path = suite_file(suite_dir, body)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_suite(path)
+    text = str(info.value)
+    assert "\n" not in text
+    assert "suite.yaml" in text
+
+
+def test_config_errors_name_suite_variant_and_env(suite_dir, tmp_path):
+    body = "variants: [variants/max.yaml]\nenvs: [CartPole-v1]\nset: {learner.lr: -1}\n"
+    suite = load_suite(suite_file(suite_dir, body))
+    with pytest.raises(ConfigError, match=r"suite.yaml: variant 'max' on CartPole-v1: learner.lr"):
+        expand(suite, tmp_path)
+    body = "variants: [variants/max.yaml]\nenvs: [CartPol-v1]\n"
+    with pytest.raises(EnvError, match="CartPole-v1"):
+        expand(load_suite(suite_file(suite_dir, body)), tmp_path)
+
+
+def test_cli_overrides_are_checked():
+    assert parse_cli_overrides(["network.hidden_sizes=[16]", "learner.lr=0.001"]) == {
+        "network.hidden_sizes": [16],
+        "learner.lr": 0.001,
+    }
+    with pytest.raises(ConfigError, match=r"--set: unknown key 'trainer.total_step'"):
+        parse_cli_overrides(["trainer.total_step=5"])
+    with pytest.raises(ConfigError, match="use seeds:/--seeds"):
+        parse_cli_overrides(["trainer.seed=5"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_cli_overrides(["trainer.total_steps"])
+
+
+def test_shipped_suites_change_only_their_switches():
+    rainbow_jobs = expand(load_suite(ABLATIONS / "cartpole_rainbow.yaml"), Path("out"), seeds=1)
+    base = {j.variant: j.config for j in rainbow_jobs}["rainbow"]
+    assert base == load_config(ABLATIONS.parent / "cartpole_rainbow.yaml")
+    expected = {
+        "no_noisy": {
+            "network.noisy",
+            "exploration.epsilon_start",
+            "exploration.epsilon_end",
+            "exploration.epsilon_steps",
+        },
+        "no_dueling": {"network.dueling"},
+        "no_double": {"learner.double_q"},
+        "no_per": {"replay.prioritized"},
+        "no_nstep": {"replay.n_step"},
+        "no_distributional": {"network.atoms"},
+    }
+    variants = {j.variant: j.config for j in rainbow_jobs}
+    assert set(variants) == {"rainbow", *expected}
+    for name, keys in expected.items():
+        changed = {d.split(":")[0] for d in config_diff(variants[name], base)}
+        assert changed == keys, name
+    no_noisy = variants["no_noisy"].exploration
+    assert (no_noisy.epsilon_start, no_noisy.epsilon_end, no_noisy.epsilon_steps) == (
+        1.0,
+        0.05,
+        5000,
+    )
+
+    for suite_name, env_id in (("cartpole_td", "CartPole-v1"), ("acrobot_td", "Acrobot-v1")):
+        suite = load_suite(ABLATIONS / f"{suite_name}.yaml")
+        assert suite.seeds == (0, 1, 2, 3, 4)
+        trio = {j.variant: j.config for j in expand(suite, Path("out"), seeds=1)}
+        assert list(trio) == ["q_learning", "q_learning_target", "double_q"]
+        learners = {
+            n: (c.learner.double_q, c.learner.target_update_period) for n, c in trio.items()
+        }
+        assert learners == {
+            "q_learning": (False, 0),
+            "q_learning_target": (False, 500),
+            "double_q": (True, 500),
+        }
+        for config in trio.values():
+            assert config.env.id == env_id
+            t = config.trainer
+            assert (t.train_every, t.updates_per_train, t.total_steps) == (1, 1, 50000)
+            assert config.replay.capacity == 50000
+            e = config.exploration
+            assert (e.epsilon_start, e.epsilon_end, e.epsilon_steps) == (1.0, 0.05, 10000)
+        ref = trio["q_learning_target"]
+        assert {d.split(":")[0] for d in config_diff(trio["q_learning"], ref)} == {
+            "learner.target_update_period"
+        }
+        assert {d.split(":")[0] for d in config_diff(trio["double_q"], ref)} == {"learner.double_q"}
+
+
+# ---------------------------------------------------------------- finished runs
+
+
+def fake_finished(job: Job, config=None) -> None:
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    (job.run_dir / "config.yaml").write_text(dump_config(config or job.config))
+    (job.run_dir / DONE_FILE).write_text(json.dumps({"env_steps": 1000}))
+
+
+@pytest.fixture
+def two_jobs(suite_dir, tmp_path):
+    body = "variants: [variants/max.yaml, variants/dbl.yaml]\nenvs: [CartPole-v1]\nseeds: 1\n"
+    return expand(load_suite(suite_file(suite_dir, body)), tmp_path / "out")
+
+
+def test_is_finished_needs_a_readable_marker_and_config(two_jobs):
+    job = two_jobs[0]
+    assert not is_finished(job.run_dir)
+    fake_finished(job)
+    assert is_finished(job.run_dir)
+    (job.run_dir / DONE_FILE).write_text('{"env_steps": 10')  # torn write
+    assert not is_finished(job.run_dir)
+    fake_finished(job)
+    (job.run_dir / "config.yaml").unlink()
+    assert not is_finished(job.run_dir)
+
+
+def test_plan_skips_finished_and_reruns_unfinished(two_jobs):
+    done, partial = two_jobs
+    fake_finished(done)
+    partial.run_dir.mkdir(parents=True)
+    (partial.run_dir / "metrics.jsonl").write_text('{"env_steps": 10}\n')  # no marker
+    finished, todo = plan(two_jobs)
+    assert finished == [done]
+    assert todo == [partial]
+
+
+def test_plan_refuses_a_finished_run_with_another_config(two_jobs):
+    import dataclasses
+
+    job = two_jobs[0]
+    other = dataclasses.replace(job.config, learner=dataclasses.replace(job.config.learner, lr=0.5))
+    fake_finished(job, other)
+    expected = (
+        r"seed0 finished with a different config \(learner.lr: run has 0.5, suite gives 0.01\)"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        plan(two_jobs)
+    # a device or thread count difference does not change results: still skipped
+    neutral = dataclasses.replace(
+        job.config, trainer=dataclasses.replace(job.config.trainer, device="cpu", num_threads=3)
+    )
+    fake_finished(job, neutral)
+    assert plan(two_jobs)[0] == [job]
+
+
+# ---------------------------------------------------------------- runner (fake workers)
+
+
+def fake_worker(job: Job, threads: int, conn) -> None:
+    """Stands in for ablate.worker_main in a spawned process: logs, finishes or fails."""
+    from rlkit.ablate import JobResult, write_json_atomic
+
+    assert threads >= 1
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    if job.variant == "dbl":
+        conn.send(JobResult("failed", "ValueError: boom", 40))
+        conn.close()
+        return
+    total = job.config.trainer.total_steps
+    with open(job.run_dir / "metrics.jsonl", "w") as f:
+        f.write(json.dumps({"env_steps": total, "eval/return_mean": 7.0}) + "\n")
+    write_json_atomic(job.run_dir / DONE_FILE, {"env_steps": total})
+    conn.send(JobResult("finished", "final eval return 7.0", total))
+    conn.close()
+
+
+def crashing_worker(job: Job, threads: int, conn) -> None:
+    os._exit(3)  # dies without sending a result
+
+
+def test_run_jobs_reports_finished_and_failed_runs(two_jobs):
+    stream = io.StringIO()
+    outcome = run_jobs(two_jobs, workers=2, stream=stream, target=fake_worker)
+    assert {k: r.status for k, r in outcome.results.items()} == {
+        "CartPole-v1/max/seed0": "finished",
+        "CartPole-v1/dbl/seed0": "failed",
+    }
+    text = stream.getvalue()
+    assert "failed CartPole-v1/dbl/seed0" in text and "ValueError: boom" in text
+    assert "train.log" in text
+    assert is_finished(two_jobs[0].run_dir) is False  # fake wrote no config.yaml
+    assert (two_jobs[0].run_dir / DONE_FILE).is_file()
+    # a worker that dies is a failure naming its exit code
+    outcome = run_jobs(two_jobs[:1], workers=1, stream=io.StringIO(), target=crashing_worker)
+    result = outcome.results["CartPole-v1/max/seed0"]
+    assert (result.status, result.message) == ("failed", "worker exited with code 3")
+
+
+def test_metrics_tail_ignores_stale_files_and_follows_rewrites(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"env_steps": 900}\n')
+    old = time.time_ns() - 10**9
+    os.utime(path, ns=(old, old))
+    tail = MetricsTail(path, since_ns=time.time_ns())
+    assert tail.poll() == 0  # left over from an earlier attempt
+    path.unlink()
+    assert tail.poll() == 0
+    with open(path, "w") as f:
+        f.write('{"env_steps": 100}\n{"env_steps": 200}\n{"env_st')  # torn last line
+        f.flush()
+        assert tail.poll() == 200
+        f.write('eps": 300}\n')
+        f.flush()
+        assert tail.poll() == 300
+    path.write_text('{"env_steps": 50}\n')  # replaced by a new attempt
+    assert tail.poll() == 50
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def write_metrics(run_dir: Path, evals: list[dict[str, float]], steps=(100, 200, 300)) -> None:
+    """metrics.jsonl through the real JSONL logger (non-finite values become strings)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = JSONLLogger(run_dir / "metrics.jsonl")
+    for i, step in enumerate(steps):
+        logger.log(step - 50, {"train/loss": 1.0})
+        logger.log(step, {k: float(v[i]) for k, v in evals.items()})
+    logger.close()
+
+
+NAN = math.nan
+# four seeds: final returns 10, 20, 40, 100
+SEEDS = [
+    {
+        "eval/return_mean": [0, 0, 10],
+        "eval/overestimation": [1, 2, 3],
+        "eval/q_pred": [0, 0, 5],
+        "eval/return_discounted": [0, 0, 4],
+    },
+    {
+        "eval/return_mean": [0, 10, 20],
+        "eval/overestimation": [NAN, 4, 2],
+        "eval/q_pred": [0, 0, 6],
+        "eval/return_discounted": [0, 0, 4],
+    },
+    {
+        "eval/return_mean": [20, 40, 40],
+        "eval/overestimation": [NAN, NAN, NAN],
+        "eval/q_pred": [0, 0, 7],
+        "eval/return_discounted": [0, 0, 4],
+    },
+    {
+        "eval/return_mean": [100, 100, 100],
+        "eval/overestimation": [0, 0, -1],
+        "eval/q_pred": [0, 0, 8],
+        "eval/return_discounted": [0, 0, 9],
+    },
+]
+
+
+def summaries(tmp_path: Path) -> list[RunSummary]:
+    out = []
+    for i, evals in enumerate(SEEDS):
+        write_metrics(tmp_path / f"seed{i}", evals)
+        records = [json.loads(line) for line in open(tmp_path / f"seed{i}" / "metrics.jsonl")]
+        out.append(summarize_run(records))
+    return out
+
+
+def test_summarize_run_hand_computed(tmp_path):
+    s = summaries(tmp_path)
+    assert [r.final_return for r in s] == [10, 20, 40, 100]
+    # trapezoids over 200 env steps: (100*0 + 100*5)/200, (100*5 + 100*15)/200, ...
+    assert [r.auc for r in s] == [2.5, 10.0, 35.0, 100.0]
+    assert s[0].overestimation_final == 3 and s[0].overestimation_mean == 2
+    assert s[1].overestimation_final == 2 and s[1].overestimation_mean == 3  # NaN skipped
+    assert math.isnan(s[2].overestimation_final) and math.isnan(s[2].overestimation_mean)
+    assert s[3].overestimation_mean == pytest.approx(-1 / 3)
+    assert [r.q_pred_final for r in s] == [5, 6, 7, 8]
+    assert summarize_run([{"env_steps": 5, "train/loss": 1.0}]) is None
+
+
+def test_aggregate_hand_computed(tmp_path):
+    row = aggregate("CartPole-v1", "rainbow", summaries(tmp_path))
+    assert row.n_seeds == 4
+    assert row.final_mean == 42.5
+    assert row.final_iqm == 30.0  # mean of the middle two of 10, 20, 40, 100
+    ci = stats.stratified_bootstrap_ci([[10, 20, 40, 100]], stats.iqm)
+    assert (row.final_iqm_ci_low, row.final_iqm_ci_high) == ci
+    assert 10 <= row.final_iqm_ci_low < 30 < row.final_iqm_ci_high <= 100
+    assert row.auc_mean == pytest.approx((2.5 + 10 + 35 + 100) / 4)
+    assert row.overestimation_final == pytest.approx((3 + 2 - 1) / 3)
+    assert row.overestimation_mean == pytest.approx((2 + 3 - 1 / 3) / 3)
+    assert row.q_pred_final == 6.5
+    assert row.return_discounted_final == 5.25
+    empty = aggregate("CartPole-v1", "none", [])
+    assert empty.n_seeds == 0 and math.isnan(empty.final_mean)
+
+
+def test_series_drops_points_superseded_after_a_resume():
+    records = [
+        {"env_steps": 100, "eval/return_mean": 1.0},
+        {"env_steps": 150, "train/loss": 0.5},
+        {"env_steps": 200, "eval/return_mean": 2.0},
+        {"env_steps": 300, "eval/return_mean": 3.0},
+        # resumed from a checkpoint at 150: steps 200 and 300 are logged again
+        {"env_steps": 200, "eval/return_mean": 20.0},
+        {"env_steps": 300, "eval/return_mean": "nan"},
+    ]
+    s = series_from_records(records, "eval/return_mean")
+    assert s.steps.tolist() == [100, 200, 300]
+    assert s.values[:2].tolist() == [1.0, 20.0] and math.isnan(s.values[2])
+
+
+def test_mean_band_min_max_and_bootstrap():
+    a = Series(np.array([0, 100, 200]), np.array([0.0, 10.0, 20.0]))
+    b = Series(np.array([0, 100, 200]), np.array([2.0, 30.0, 20.0]))
+    band = mean_band([a, b])
+    assert band.n == 2
+    assert band.mean.tolist() == [1.0, 20.0, 20.0]
+    assert band.low.tolist() == [0.0, 10.0, 20.0] and band.high.tolist() == [2.0, 30.0, 20.0]
+    # a seed that logged other steps is interpolated on the common range [0, 200]
+    c = Series(np.array([0, 50, 200, 300]), np.array([4.0, 5.0, 8.0, 9.0]))
+    band = mean_band([a, c])
+    assert band.steps.tolist() == [0, 50, 100, 200]
+    assert band.mean.tolist() == [2.0, 5.0, 8.0, 14.0]  # c at 100 is 6 (interpolated)
+    # with >= 3 seeds: a bootstrap CI of the mean, inside [min, max]
+    d = Series(np.array([0, 100, 200]), np.array([1.0, 50.0, 20.0]))
+    band = mean_band([a, b, d])
+    assert band.n == 3
+    assert np.all(band.low <= band.mean) and np.all(band.mean <= band.high)
+    assert band.low[1] >= 10.0 and band.high[1] <= 50.0 and band.high[1] > band.low[1]
+    assert band.low[2] == band.high[2] == 20.0
+    assert mean_band([]) is None
+
+
+def test_collect_write_csv_and_markdown(suite_dir, tmp_path):
+    body = "variants: [variants/max.yaml, variants/dbl.yaml]\nenvs: [CartPole-v1]\nseeds: 4\n"
+    suite = load_suite(suite_file(suite_dir, body))
+    out = tmp_path / "out"
+    jobs = expand(suite, out)
+    for job in jobs:
+        if job.variant == "max":
+            write_metrics(job.run_dir, SEEDS[job.seed])
+            fake_finished(job)
+        elif job.seed == 0:  # unfinished: has metrics but no marker, must be left out
+            write_metrics(job.run_dir, SEEDS[3])
+    results = collect_results(suite, jobs)
+    assert results.finished == 4
+    assert results.missing == [j.key for j in jobs if j.variant == "dbl"]
+    write_csv(results.rows, out / "results.csv")
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["env"], r["variant"], r["n_seeds"]) for r in rows] == [
+        ("CartPole-v1", "max", "4"),
+        ("CartPole-v1", "dbl", "0"),
+    ]
+    assert float(rows[0]["final_mean"]) == 42.5 and float(rows[0]["final_iqm"]) == 30.0
+    assert float(rows[0]["auc_mean"]) == pytest.approx(36.875)
+    assert float(rows[0]["q_pred_final"]) == 6.5
+    assert rows[1]["final_mean"] == ""  # no finished seed: empty cells
+    text = render_markdown(
+        suite,
+        results,
+        out=out,
+        seeds=[0, 1, 2, 3],
+        command="rlkit ablate suite.yaml --workers 2",
+        curves_file="curves.png",
+        date="2024-01-02 03:04",
+    )
+    assert "`rlkit ablate suite.yaml --workers 2`" in text
+    assert "2024-01-02 03:04" in text
+    assert "4 per variant and env (0, 1, 2, 3); 4 of 8 runs finished" in text
+    assert "| max | 4 | 42.5 | 30.0 [" in text
+    assert "| dbl | 0 | – |" in text
+    assert "![learning curves and overestimation](curves.png)" in text
+
+
+def test_report_without_matplotlib_still_writes_csv_and_md(suite_dir, tmp_path, monkeypatch):
+    body = "variants: [variants/max.yaml]\nenvs: [CartPole-v1]\nseeds: 1\n"
+    suite = load_suite(suite_file(suite_dir, body))
+    jobs = expand(suite, tmp_path / "out")
+    write_metrics(jobs[0].run_dir, SEEDS[0])
+    fake_finished(jobs[0])
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    stream = io.StringIO()
+    write_report(suite, jobs, tmp_path / "out", command="rlkit ablate x", stream=stream)
+    assert "curves.png not written" in stream.getvalue()
+    assert "pip install 'rlkit[plot]'" in stream.getvalue()
+    assert (tmp_path / "out" / "results.csv").is_file()
+    assert "curves.png" not in (tmp_path / "out" / "report.md").read_text()
+    assert not (tmp_path / "out" / "curves.png").exists()
+
+
+def test_command_line_reconstruction():
+    argv = ["/venv/bin/rlkit", "ablate", "s.yaml", "--set", "network.hidden_sizes=[16]"]
+    assert (
+        command_line(argv, ["ignored"]) == "rlkit ablate s.yaml --set 'network.hidden_sizes=[16]'"
+    )
+    assert command_line(["pytest", "-q"], ["s.yaml", "--workers", "2"]) == (
+        "rlkit ablate s.yaml --workers 2"
+    )
