@@ -178,7 +178,7 @@ class Components:
         self.eval_envs.close()
 
 
-def build(config: Config, logger: Logger, checkpoint=None) -> Components:
+def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Components:
     """Build envs, network, learner, replay and trainer from ``config`` (seeded)."""
     t = config.trainer
     device = resolve_device(t.device)
@@ -224,5 +224,7 @@ def build(config: Config, logger: Logger, checkpoint=None) -> Components:
         evaluate=run_eval,
         checkpoint=checkpoint,
         seed=t.seed,
+        sample_phase_together=not config.replay.prioritized,
+        progress=progress,
     )
     return Components(config, device, envs, eval_envs, network, learner, replay, nstep, trainer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +57,17 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. pickle-protocol notes: one line only
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        text = str(exc)
+        if "Unsupported global" in text or "allowed global" in text:
+            reason = "it holds pickled code or objects that are not allowed (refused unrun)"
+        else:
             reason = (
-                "it contains pickled objects that are not allowed (refused without running them)"
+                "not a readable checkpoint (corrupt, truncated, or holding data that safe "
+                "loading refuses; nothing in it was run)"
             )
         raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from exc
     if not isinstance(state, dict) or "format" not in state:

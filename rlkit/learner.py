@@ -18,6 +18,19 @@ from rlkit.nn.qnet import QNetwork
 from rlkit.types import Batch, LossOutput
 
 
+def batch_slice(batch: Batch, start: int, stop: int) -> Batch:
+    """Rows ``start:stop`` of every field (views, not copies)."""
+    return Batch(
+        obs=batch.obs[start:stop],
+        action=batch.action[start:stop],
+        reward=batch.reward[start:stop],
+        next_obs=batch.next_obs[start:stop],
+        discount=batch.discount[start:stop],
+        weights=batch.weights[start:stop],
+        indices=batch.indices[start:stop],
+    )
+
+
 class TargetSync(Protocol):
     """Decides after each update whether and how the target net follows the online net."""
 
@@ -26,8 +39,12 @@ class TargetSync(Protocol):
 
 @torch.no_grad()
 def hard_update(online: nn.Module, target: nn.Module) -> None:
-    """Copy every parameter and buffer of ``online`` into ``target``."""
-    target.load_state_dict(online.state_dict())
+    """Copy every parameter and buffer of ``online`` into ``target`` (same architecture)."""
+    dst = [*target.parameters(), *target.buffers()]
+    src = [*online.parameters(), *online.buffers()]
+    if len(dst) != len(src):
+        raise ValueError("hard_update: online and target networks differ in structure")
+    torch._foreach_copy_(dst, src)
 
 
 @torch.no_grad()
@@ -36,6 +53,20 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
     online_params = list(online.parameters())
     target_params = list(target.parameters())
     torch._foreach_lerp_(target_params, online_params, tau)
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """Global L2 norm of the gradients (before clipping); scales them to ``max_norm``.
+
+    The same maths as ``torch.nn.utils.clip_grad_norm_`` in fewer operations.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if max_norm is not None:
+        torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_(max=1.0))
+    return total
 
 
 class HardSync:
@@ -118,6 +149,7 @@ class DQNLearner:
         self.max_grad_norm = max_grad_norm
         self.reset_noise = reset_noise and online.noisy
         self.updates = 0
+        self._params = [p for group in optimizer.param_groups for p in group["params"]]
         self._step = self._c51_loss if online.distributional else self._scalar_loss
 
     def sync_target(self) -> None:
@@ -125,34 +157,38 @@ class DQNLearner:
         if self.use_target_network:
             hard_update(self.online, self.target)
 
+    def _target_outputs(self, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Target-net outputs at ``next_obs``: Q [B, A] and, for C51, log-probs [B, A, Z]."""
+        with torch.no_grad():
+            return self.target.q_and_log_probs(next_obs)
+
     def _scalar_loss(
-        self, batch: Batch
+        self, batch: Batch, target_out: tuple[torch.Tensor, torch.Tensor | None]
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
+            q_next_target_BA = target_out[0]
             if self.double_q and self.use_target_network:
                 q_next_online_BA = self.online(batch.next_obs)
-                q_next_target_BA = self.target(batch.next_obs)
                 target_B = losses.double_q_target(
                     batch.reward, batch.discount, q_next_online_BA, q_next_target_BA
                 )
             else:
                 # Without a target network the double-Q target reduces to the max.
-                q_next_BA = self.target(batch.next_obs)
-                target_B = losses.q_learning_target(batch.reward, batch.discount, q_next_BA)
+                target_B = losses.q_learning_target(batch.reward, batch.discount, q_next_target_BA)
         q_sa_B = self.online(batch.obs).gather(1, batch.action.unsqueeze(1)).squeeze(1)
         td_B = target_B - q_sa_B
         per_sample_B = self._td_loss(td_B)
         td_abs_B = td_B.detach().abs()
-        return (
-            per_sample_B,
-            td_abs_B,
-            {"q_mean": q_sa_B.detach().mean(), "td_abs_mean": td_abs_B.mean()},
-        )
+        metrics = {"q_mean": q_sa_B.detach().mean(), "td_abs_mean": td_abs_B.mean()}
+        return per_sample_B, td_abs_B, metrics
 
-    def _c51_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def _c51_loss(
+        self, batch: Batch, target_out: tuple[torch.Tensor, torch.Tensor | None]
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         support_Z = self.online.support
         with torch.no_grad():
-            q_next_target_BA, log_p_next_BAZ = self.target.q_and_log_probs(batch.next_obs)
+            q_next_target_BA, log_p_next_BAZ = target_out
+            assert log_p_next_BAZ is not None
             if self.double_q and self.use_target_network:
                 a_star_B = self.online(batch.next_obs).argmax(dim=1)
             else:
@@ -172,19 +208,51 @@ class DQNLearner:
         metrics = {"q_mean": q_sa_B.mean(), "td_abs_mean": td_abs_B.mean()}
         return per_sample_B, per_sample_B.detach(), metrics
 
+    @property
+    def target_fixed_between_updates(self) -> bool:
+        """True when consecutive updates bootstrap from an unchanging target net: a
+        separate target net, synced by the caller, with no noise resampling."""
+        return self.use_target_network and self.target_sync is None and not self.reset_noise
+
+    def update_many(self, batch: Batch, num_updates: int) -> list[LossOutput]:
+        """``num_updates`` consecutive updates on equal consecutive slices of ``batch``.
+
+        Same result as calling ``update`` on each slice. When the target net cannot change
+        between them (``target_fixed_between_updates``), its outputs for all slices are
+        computed in one forward pass, which is much faster for small networks.
+        """
+        size = len(batch)
+        if num_updates < 1 or size % num_updates:
+            raise ValueError(f"batch of {size} does not split into {num_updates} updates")
+        step = size // num_updates
+        slices = [batch_slice(batch, k * step, (k + 1) * step) for k in range(num_updates)]
+        if num_updates == 1 or not self.target_fixed_between_updates:
+            return [self.update(b) for b in slices]
+        q_all, log_p_all = self._target_outputs(batch.next_obs)
+        outputs = []
+        for k, b in enumerate(slices):
+            lo, hi = k * step, (k + 1) * step
+            target_out = (q_all[lo:hi], None if log_p_all is None else log_p_all[lo:hi])
+            outputs.append(self._apply(b, target_out))
+        return outputs
+
     def update(self, batch: Batch) -> LossOutput:
         """One gradient step on ``batch`` with the IS-weighted mean of per-sample losses."""
         if self.reset_noise:
             self.online.reset_noise()
             if self.use_target_network:
                 self.target.reset_noise()
-        per_sample_B, priorities_B, metrics = self._step(batch)
+        return self._apply(batch, self._target_outputs(batch.next_obs))
+
+    def _apply(
+        self, batch: Batch, target_out: tuple[torch.Tensor, torch.Tensor | None]
+    ) -> LossOutput:
+        per_sample_B, priorities_B, metrics = self._step(batch, target_out)
         loss = (batch.weights * per_sample_B).mean()
-        self.optimizer.zero_grad(set_to_none=True)
+        for param in self._params:
+            param.grad = None
         loss.backward()
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        max_norm = float("inf") if self.max_grad_norm is None else self.max_grad_norm
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_norm = clip_grad_norm(self._params, self.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
         if self.target_sync is not None:

@@ -47,8 +47,11 @@ class TensorBoardLogger:
 
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
-    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        """Write the HParams-plugin summaries into this run (not a sub-run)."""
+    def log_hparams(
+        self, hparams: dict[str, Any], metrics: dict[str, float], env_steps: int = 0
+    ) -> None:
+        """Write the HParams-plugin summaries into this run (not a sub-run), and the
+        metric values as scalars so that the HParams table shows them."""
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         clean = {
@@ -58,6 +61,8 @@ class TensorBoardLogger:
         file_writer = self.writer._get_file_writer()
         for summary in (exp, ssi, sei):
             file_writer.add_summary(summary)
+        for tag, value in metrics.items():
+            self.writer.add_scalar(tag, value, env_steps)
 
     def log(self, env_steps: int, scalars: dict[str, float]) -> None:
         for tag, value in scalars.items():

@@ -52,14 +52,19 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         if not overwrite:
             raise RunDirError(
-                f"run dir {run_dir} already exists; use --resume {run_dir} to continue it "
-                "or --overwrite to replace it"
+                f"run dir {run_dir} already exists; choose another --run-dir or pass "
+                "--overwrite to replace it"
             )
         if run_dir.is_dir():
             shutil.rmtree(run_dir)
         else:
             run_dir.unlink()
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+def check_env(config: Config) -> None:
+    """Raise EnvError now for an unknown env id or unsupported spaces."""
+    make_envs(config, 1).close()
 
 
 # ---------------------------------------------------------------- checkpoint state
@@ -138,6 +143,7 @@ def train(
 ) -> tuple[Components, EvalResult | None]:
     """Train ``config`` into ``run_dir`` with TensorBoard, JSONL and progress logging."""
     stream = stream if stream is not None else sys.stdout
+    check_env(config)  # fail on a bad env before anything is written
     prepare_run_dir(run_dir, overwrite)
     (run_dir / "config.yaml").write_text(dump_config(config))
     progress = ProgressLogger(config.trainer.total_steps, stream)
@@ -158,7 +164,7 @@ def train(
         tensorboard.flush()
         progress.message(f"checkpoint {path} ({size / 2**20:.1f} MiB)")
 
-    components = build(config, logger, checkpoint=save)
+    components = build(config, logger, checkpoint=save, progress=progress.update)
     stream.write(f"run dir: {run_dir}\n")
     stream.write(
         f"device: {components.device}; TensorBoard: tensorboard --logdir {run_dir.parent}\n"
@@ -177,7 +183,9 @@ def train(
             )
         elif result is not None:
             tensorboard.log_hparams(
-                _flat_hparams(config), {"hparam/final_return_mean": result.mean}
+                _flat_hparams(config),
+                {"hparam/final_return_mean": result.mean},
+                env_steps=components.trainer.counters.env_steps,
             )
             progress.message(
                 f"final eval: return {result.mean:.1f} ± {result.std:.1f} over "

@@ -46,6 +46,7 @@ from rlkit.learner import DQNLearner, polyak_update
 from rlkit.logging import Logger
 from rlkit.replay import NStepAccumulator, ReplayBuffer
 from rlkit.schedules import Schedule
+from rlkit.types import LossOutput
 
 
 class NumericalError(RuntimeError):
@@ -122,7 +123,11 @@ class Trainer:
         evaluate: Callable[[int], EvalResult] | None = None,
         checkpoint: Callable[[Trainer], None] | None = None,
         seed: int | None = None,
+        sample_phase_together: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
+        """``sample_phase_together`` (uniform replay only) draws a training phase's
+        batches at once; ``progress(env_steps)`` is called after every vector step."""
         self.collector = collector
         self.nstep = nstep
         self.replay = replay
@@ -134,6 +139,10 @@ class Trainer:
         self.evaluate_fn = evaluate
         self.checkpoint_fn = checkpoint
         self.seed = seed
+        self.progress = progress
+        self._train_phase = (
+            self._train_phase_together if sample_phase_together else self._train_phase_sequential
+        )
         self.counters = Counters()
         self.last_eval: EvalResult | None = None
         self._window = _Window()
@@ -141,21 +150,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
 
-    def _train_phase(self, beta: float) -> None:
+    def _record(self, out: LossOutput) -> None:
+        if not math.isfinite(out.loss):
+            raise NumericalError(
+                f"loss became {out.loss} at env step {self.counters.env_steps} "
+                f"(update {self.counters.updates + 1}); likely causes: learning rate too "
+                "high, rewards too large for the value range, or exploding gradients "
+                "(set learner.max_grad_norm)"
+            )
+        self.counters.updates += 1
+        self._window.add_metrics(out.metrics)
+
+    def _train_phase_sequential(self, beta: float) -> None:
+        """Sample, update, write priorities back: one batch at a time (prioritized replay)."""
         c = self.cadence
         for _ in range(c.updates_per_train):
             batch = self.replay.sample(c.batch_size, beta=beta)
             out = self.learner.update(batch)
-            if not math.isfinite(out.loss):
-                raise NumericalError(
-                    f"loss became {out.loss} at env step {self.counters.env_steps} "
-                    f"(update {self.counters.updates + 1}); likely causes: learning rate too "
-                    "high, rewards too large for the value range, or exploding gradients "
-                    "(set learner.max_grad_norm)"
-                )
+            self._record(out)
             self.replay.update_priorities(batch.indices, out.priorities)
-            self.counters.updates += 1
-            self._window.add_metrics(out.metrics)
+
+    def _train_phase_together(self, beta: float) -> None:
+        """Uniform replay: all batches of the phase in one draw (i.i.d. either way), and
+        the learner may evaluate its fixed target net on all of them at once."""
+        c = self.cadence
+        batch = self.replay.sample(c.batch_size * c.updates_per_train, beta=beta)
+        for out in self.learner.update_many(batch, c.updates_per_train):
+            self._record(out)
 
     def _sync_target(self) -> None:
         if self.cadence.target_tau >= 1.0:
@@ -230,8 +251,11 @@ class Trainer:
                 out.truncated,
                 mask=out.valid,
             )
-            if finished is not None and len(finished.action):
-                replay.add(*finished)
+            if finished is not None:
+                if len(finished.action) == 1:  # the common case: the cheaper single add
+                    replay.add(*(field[0] for field in finished))
+                elif len(finished.action):
+                    replay.add(*finished)
             if out.episode_returns:
                 self._window.returns += out.episode_returns
                 self._window.lengths += out.episode_lengths
@@ -253,6 +277,8 @@ class Trainer:
                 self.run_evaluation()
             if crossings(before, after, c.checkpoint_every) and after < c.total_steps:
                 self._save()
+            if self.progress is not None:
+                self.progress(after)
             if stop is not None and stop():
                 self._save()
                 return counters

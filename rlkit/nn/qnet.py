@@ -25,13 +25,16 @@ class QNetwork(nn.Module):
         num_actions: number of discrete actions ``A``.
         hidden_sizes: widths of the MLP torso's hidden layers.
         dueling: dueling head (``Q = V + A - mean A``) instead of a linear one.
-        noisy: every fully connected layer is a ``NoisyLinear`` (convolutions stay plain).
+        noisy: the head's fully connected layers (its hidden and output layers) are
+            ``NoisyLinear``; the torso (MLP layers or convolutions) stays plain, as in
+            Rainbow, where the convolutional torso is plain and the fully connected
+            streams are noisy.
         atoms: ``Z``; 1 gives scalar Q-values, ``> 1`` a C51 head over
             ``torch.linspace(v_min, v_max, atoms)``.
         sigma0: initial noise scale of noisy layers.
         torso: ``"auto"``, ``"mlp"`` or ``"nature_cnn"``.
-        head_hidden: width of a hidden layer in each head stream (0 = none). The Nature
-            CNN defaults to 512 (the DQN/Rainbow fully connected layer).
+        head_hidden: width of a hidden layer in each head stream (0 = none). Defaults:
+            512 for the Nature CNN (the DQN/Rainbow fully connected layer), 0 for the MLP.
 
     ``forward(obs)`` returns Q-values [B, A] in every case. Distributional nets also give
     ``log_probs(obs)`` [B, A, Z]. uint8 observations are scaled by 1/255 on the device.
@@ -70,7 +73,7 @@ class QNetwork(nn.Module):
             self.torso: nn.Module = NatureCNNTorso(self.obs_shape)
             head_hidden = 512 if head_hidden is None else head_hidden
         else:
-            self.torso = MLPTorso(math.prod(self.obs_shape), hidden_sizes, linear)
+            self.torso = MLPTorso(math.prod(self.obs_shape), hidden_sizes, nn.Linear)
             head_hidden = 0 if head_hidden is None else head_hidden
         head_cls = DuelingHead if dueling else LinearHead
         self.head = head_cls(

@@ -106,6 +106,16 @@ class NStepAccumulator:
             discount=np.array([w[4] for w in out], dtype=np.float32),
         )
 
+    def _one_step(self, obs, action, reward, next_obs, terminated, valid) -> Transition | None:
+        """n = 1: every real step is its own window (discount gamma, or 0 on termination)."""
+        discount = np.where(terminated, 0.0, self.gamma).astype(np.float32)
+        tr = Transition(obs, action.astype(np.int64, copy=False), reward.astype(np.float32), next_obs, discount)
+        if valid is None or valid.all():
+            return tr
+        if not valid.any():
+            return None
+        return Transition(*(field[valid] for field in tr))
+
     def _window(self, steps: deque[_Step], terminated: bool):
         """The transition of the window ``steps`` (oldest first)."""
         ret = 0.0
