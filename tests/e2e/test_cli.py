@@ -627,7 +627,7 @@ def test_malicious_pickle_checkpoint_is_refused_without_running_it(trained, caps
     evil = write_malicious(kind, tmp_path / "evil.pt", marker)
     code, out, err = cli(capsys, "eval", str(trained.path), "--checkpoint", str(evil))
     line = assert_one_line_error(code, err, "cannot load checkpoint", str(evil))
-    assert "not allowed" in line or "refused" in line or "unsafe" in line, line
+    assert "refuse" in line or "not allowed" in line, line
     assert not marker.exists()
     assert "return:" not in out
     # the payload is live: loading the file the unsafe way would have run it
