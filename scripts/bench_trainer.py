@@ -137,6 +137,7 @@ def worker_sb3(seed: int, steps: int, threads: int) -> dict:
     from stable_baselines3 import DQN
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.logger import Logger
 
     env = make_vec_env(ENV_ID, n_envs=1, seed=seed)
     model = DQN(
@@ -159,6 +160,8 @@ def worker_sb3(seed: int, steps: int, threads: int) -> dict:
         device="cpu",
         verbose=0,
     )
+    # The logger learn() would configure, minus the empty SB3-* folder it leaves in /tmp.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     train_s = time.perf_counter() - start
@@ -270,6 +273,7 @@ class Variant:
     threads: int = 1  # torch threads; 0 = torch's default
     device: str = "cpu"
     overrides: list[str] = field(default_factory=list)
+    max_seeds: int | None = None  # run only seeds 0..max_seeds-1 (None: every seed)
     results: list[dict] = field(default_factory=list)
     failures: int = 0
 
@@ -303,8 +307,9 @@ def cpu_variants(args: argparse.Namespace, sb3_available: bool) -> list[Variant]
     if sb3_available:
         variants.append(Variant("sb3", SB3_LABEL, threads=1))
     variants.append(Variant("rlkit", f"rlkit {DQN_CONFIG}", DQN_CONFIG, threads=1))
-    if sb3_available and args.sb3_default_threads:
-        variants.append(Variant("sb3", SB3_LABEL, threads=0))
+    if sb3_available and args.sb3_default_threads > 0:
+        n = min(args.sb3_default_threads, args.repeats)
+        variants.append(Variant("sb3", SB3_LABEL, threads=0, max_seeds=n))
     if args.rainbow:
         variants.append(Variant("rlkit", f"rlkit {RAINBOW_CONFIG}", RAINBOW_CONFIG, threads=1))
     return variants
@@ -406,6 +411,14 @@ def markdown_table(variants: list[Variant], baselines: dict[str, Variant | None]
     return "\n".join(lines)
 
 
+def load_average() -> float:
+    """The 1-minute load average (NaN where the OS has none): other work on the machine."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return float("nan")
+
+
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -447,6 +460,12 @@ def report(args: argparse.Namespace, variants: list[Variant], command: str) -> N
         "steps/s = env steps / seconds in learn() or trainer.run() without the final "
         "evaluation; final return = mean of 10 greedy episodes after training."
     )
+    for v in variants:
+        if v.max_seeds is not None and v.max_seeds < args.repeats:
+            print(f"{v.label}, torch's default threads: seeds 0..{v.max_seeds - 1} only.")
+    loads = [r["load_avg_before"] for v in variants for r in v.results]
+    if loads:
+        print(f"1-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f}.")
     print()
     print(markdown_table(variants, baselines))
     print()
@@ -497,9 +516,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sb3-default-threads",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run SB3 with torch's default thread count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="seeds of SB3 with torch's default thread count (default 1: seed 0; 0: none)",
     )
     # worker mode (internal): one run, one JSON line on stdout
     parser.add_argument("--worker", choices=("sb3", "rlkit"), help=argparse.SUPPRESS)
@@ -547,24 +567,29 @@ def main(argv: list[str] | None = None) -> int:
             )
         variants = cpu_variants(args, sb3_available)
     print(f"# {machine_line()}")
-    total = len(variants) * args.repeats
-    k = 0
-    for seed in range(args.repeats):  # interleaved: every variant once per seed
-        for v in variants:
-            k += 1
+    plan = [
+        (seed, v)
+        for seed in range(args.repeats)  # interleaved: every variant once per seed
+        for v in variants
+        if v.max_seeds is None or seed < v.max_seeds
+    ]
+    for k, (seed, v) in enumerate(plan, 1):
+        load = load_average()
+        print(
+            f"[{k}/{len(plan)}] {v.label}, threads {v.threads or 'default'}, seed {seed} "
+            f"(load avg {load:.1f}) ...",
+            end="",
+            flush=True,
+        )
+        r = run_one(v, seed, args.steps)
+        if r is not None:
+            r["load_avg_before"] = load
             print(
-                f"[{k}/{total}] {v.label}, threads {v.threads or 'default'}, seed {seed} ...",
-                end="",
+                f" {r['steps_per_s']:,.0f} env steps/s, {r['updates_per_s']:,.0f} updates/s, "
+                f"return {r['final_return']:.1f} (train {r['train_s']:.1f} s, "
+                f"eval {r['eval_s']:.1f} s, process {r['process_s']:.1f} s)",
                 flush=True,
             )
-            r = run_one(v, seed, args.steps)
-            if r is not None:
-                print(
-                    f" {r['steps_per_s']:,.0f} env steps/s, {r['updates_per_s']:,.0f} updates/s, "
-                    f"return {r['final_return']:.1f} (train {r['train_s']:.1f} s, "
-                    f"eval {r['eval_s']:.1f} s, process {r['process_s']:.1f} s)",
-                    flush=True,
-                )
     report(args, variants, command)
     return 1 if any(v.failures for v in variants) else 0
 

@@ -181,7 +181,7 @@ def test_train_writes_the_resolved_config(trained):
     raw = yaml.safe_load((trained.path / "config.yaml").read_text())
     assert raw == to_dict(used)
     assert "extends" not in raw
-    assert saved.network.v_max == 200.0  # from configs/cartpole_rainbow.yaml, not the dataclass
+    assert saved.network.v_max == 100.0  # from configs/cartpole_rainbow.yaml, not the dataclass
     assert saved.network.hidden_sizes == (16,)  # from --set
     assert saved.trainer.total_steps == TOTAL_STEPS
     assert saved != Config()
