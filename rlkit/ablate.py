@@ -56,6 +56,7 @@ from rlkit.config import (
     read_yaml,
     to_dict,
 )
+from rlkit.logging import TerminalProgress, fmt_duration
 from rlkit.plot import Series, read_records, series_from_records
 
 DONE_FILE = "done.json"
@@ -537,28 +538,15 @@ class MetricsTail:
         return self.steps
 
 
-def _fmt_duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    h, rem = divmod(int(seconds), 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
-
-class SuiteProgress:
+class SuiteProgress(TerminalProgress):
     """One progress bar over all runs (env steps summed); plain lines when not a TTY."""
 
     def __init__(
         self, total_steps: int, total_runs: int, stream: IO[str], every_frac: float = 0.05
     ) -> None:
-        self.total_steps = max(total_steps, 1)
+        super().__init__(total_steps, stream, every_frac)
+        self.total_steps = self.total
         self.total_runs = total_runs
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.start = time.perf_counter()
-        self._every = max(1, int(self.total_steps * every_frac))
-        self._next_line = self._every
-        self._last_draw = 0.0
 
     def line(self, steps: int, finished: int, running: int, failed: int) -> str:
         elapsed = time.perf_counter() - self.start
@@ -568,38 +556,13 @@ class SuiteProgress:
         return (
             f"{100.0 * steps / self.total_steps:5.1f}% | {steps:,}/{self.total_steps:,} env "
             f"steps | runs: {finished}/{self.total_runs} done, {running} running{failed_text} "
-            f"| {sps:,.0f} steps/s | ETA {_fmt_duration(eta)}"
+            f"| {sps:,.0f} steps/s | ETA {fmt_duration(eta)}"
         )
 
     def update(
         self, steps: int, finished: int, running: int, failed: int, force: bool = False
     ) -> None:
-        if self.tty:
-            now = time.perf_counter()
-            if force or now - self._last_draw > 0.2:
-                width = 30
-                filled = int(width * min(steps / self.total_steps, 1.0))
-                bar = "#" * filled + "." * (width - filled)
-                text = self.line(steps, finished, running, failed)
-                self.stream.write(f"\r[{bar}] {text}\x1b[K")
-                self.stream.flush()
-                self._last_draw = now
-        elif force or steps >= self._next_line:
-            self.stream.write(self.line(steps, finished, running, failed) + "\n")
-            self.stream.flush()
-            while self._next_line <= steps:
-                self._next_line += self._every
-
-    def message(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.draw(steps, self.line(steps, finished, running, failed), force)
 
 
 # ---------------------------------------------------------------- runner (main process)
@@ -689,7 +652,7 @@ def run_jobs(
                     reached = min(max(result.env_steps, a.tail.poll()), planned)
                     done_steps += reached
                     progress.total_steps = max(progress.total_steps - (planned - reached), 1)
-                took = _fmt_duration(time.perf_counter() - a.started)
+                took = fmt_duration(time.perf_counter() - a.started)
                 where = "" if result.status == "finished" else f" (log: {a.job.run_dir / LOG_FILE})"
                 progress.message(f"{result.status} {a.job.key} in {took}: {result.message}{where}")
             running = sum(a.tail.poll() for a in active)

@@ -75,7 +75,8 @@ class TensorBoardLogger:
         self.writer.close()
 
 
-def _fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float) -> str:
+    """``mm:ss`` or ``h:mm:ss``; ``?`` for an unknown duration."""
     if not math.isfinite(seconds) or seconds < 0:
         return "?"
     seconds = int(seconds)
@@ -84,23 +85,56 @@ def _fmt_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-class ProgressLogger:
-    """A one-line progress bar on a TTY; plain periodic lines otherwise.
+class TerminalProgress:
+    """A bar redrawn in place on a TTY (at most 5 times a second); otherwise a plain line
+    every ``every_frac`` of ``total``. Subclasses say what the line holds."""
 
-    Shows env steps, steps/s, the last evaluation return and the ETA.
-    """
-
-    def __init__(self, total_steps: int, stream: IO[str] | None = None, every_frac: float = 0.05):
-        self.total = total_steps
+    def __init__(self, total: int, stream: IO[str] | None = None, every_frac: float = 0.05):
+        self.total = max(int(total), 1)
         self.stream = stream if stream is not None else sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
+        self._line_every = max(1, int(self.total * every_frac))
+        self._next_line = self._line_every
+        self._last_draw = 0.0
+
+    def draw(self, done: int, text: str, force: bool = False) -> None:
+        """Show ``text`` for progress ``done`` out of ``total``."""
+        if self.tty:
+            now = time.perf_counter()
+            if force or now - self._last_draw > 0.2:
+                width = 30
+                filled = int(width * min(done / self.total, 1.0))
+                bar = "#" * filled + "." * (width - filled)
+                self.stream.write(f"\r[{bar}] {text}\x1b[K")
+                self.stream.flush()
+                self._last_draw = now
+        elif force or done >= self._next_line:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            while self._next_line <= done:
+                self._next_line += self._line_every
+
+    def message(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class ProgressLogger(TerminalProgress):
+    """Training progress: env steps, steps/s, the last train and eval returns, the ETA."""
+
+    def __init__(self, total_steps: int, stream: IO[str] | None = None, every_frac: float = 0.05):
+        super().__init__(total_steps, stream, every_frac)
         self.start_steps = 0
         self.last_eval: float | None = None
         self.last_return: float | None = None
-        self._next_line = 0
-        self._line_every = max(1, int(total_steps * every_frac))
-        self._last_draw = 0.0
 
     def begin(self, env_steps: int) -> None:
         self.start = time.perf_counter()
@@ -116,41 +150,18 @@ class ProgressLogger:
         ret = "-" if self.last_return is None else f"{self.last_return:.1f}"
         return (
             f"{pct:5.1f}% | {env_steps}/{self.total} env steps | {sps:,.0f} steps/s | "
-            f"train return {ret} | eval return {ev} | ETA {_fmt_duration(eta)}"
+            f"train return {ret} | eval return {ev} | ETA {fmt_duration(eta)}"
         )
 
     def update(self, env_steps: int, force: bool = False) -> None:
-        if self.tty:
-            now = time.perf_counter()
-            if force or now - self._last_draw > 0.2:
-                width = 30
-                filled = int(width * min(env_steps / self.total, 1.0))
-                bar = "#" * filled + "." * (width - filled)
-                self.stream.write(f"\r[{bar}] {self._line(env_steps)}\x1b[K")
-                self.stream.flush()
-                self._last_draw = now
-        elif force or env_steps >= self._next_line:
-            self.stream.write(self._line(env_steps) + "\n")
-            self.stream.flush()
-            while self._next_line <= env_steps:
-                self._next_line += self._line_every
+        if self.tty or force or env_steps >= self._next_line:
+            self.draw(env_steps, self._line(env_steps), force)
 
     def log(self, env_steps: int, scalars: dict[str, float]) -> None:
         if "eval/return_mean" in scalars:
             self.last_eval = scalars["eval/return_mean"]
         if "train/episode_return" in scalars:
             self.last_return = scalars["train/episode_return"]
-
-    def message(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 class MultiLogger:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from rlkit.cli import main
 from rlkit.logging import JSONLLogger
+from tests.e2e.cli_process import rlkit
 
 ROOT = Path(__file__).resolve().parents[2]
 ABLATIONS = ROOT / "configs" / "ablations"
@@ -30,19 +29,6 @@ TINY = [
     "network.hidden_sizes=[16]",
     "trainer.device=cpu",
 ]
-
-
-def rlkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "rlkit", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def test_ablate_trains_reports_and_skips_finished_runs(tmp_path):

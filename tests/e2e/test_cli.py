@@ -14,12 +14,9 @@ import contextlib
 import io
 import json
 import math
-import os
 import pickle
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from rlkit.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from rlkit.cli import main
 from rlkit.config import Config, ConfigError, load_config, to_dict
 from rlkit.run import RunDirError
+from tests.e2e.cli_process import rlkit
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "configs" / "cartpole_rainbow.yaml"
@@ -72,20 +70,6 @@ EVAL_RE = re.compile(
 def sets(*items: str) -> list[str]:
     """``--set a --set b ...`` for each item."""
     return [arg for item in items for arg in ("--set", item)]
-
-
-def rlkit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m rlkit ARGS`` in a fresh interpreter (real exit code, real stderr)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "rlkit", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
