@@ -24,7 +24,7 @@ import torch
 
 from rlkit import checkpoint as ckpt
 from rlkit.build import Components, build, build_network, make_envs
-from rlkit.config import Config, ConfigError, dump_config, from_dict, read_yaml, to_dict
+from rlkit.config import Config, dump_config, from_dict, read_yaml, to_dict
 from rlkit.envs import space_info
 from rlkit.evaluate import EvalResult, evaluate
 from rlkit.logging import JSONLLogger, MultiLogger, ProgressLogger, TensorBoardLogger
@@ -214,11 +214,7 @@ def load_run_config(run_dir: Path) -> Config:
         raise RunDirError(f"run dir not found: {run_dir}")
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not an rlkit run dir (no config.yaml)")
-    data = read_yaml(path)
-    try:
-        return from_dict(data or {}, str(path))
-    except ConfigError:
-        raise
+    return from_dict(read_yaml(path) or {}, str(path))
 
 
 def evaluate_run(
