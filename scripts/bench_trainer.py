@@ -5,7 +5,8 @@ CartPole-v1 with the SB3 zoo's tuned hyperparameters (lr 2.3e-3, batch 64, buffe
 learning_starts 1000, gamma 0.99, target update every 10 env steps, 128 gradient steps
 every 256 env steps, epsilon 1 -> 0.04 over 8,000 env steps, MLP 256-256), plus rlkit's
 ``configs/cartpole_rainbow.yaml`` for its own speed. CUDA (``--device cuda``): rlkit
-Rainbow on the GPU, at the config's batch 64 and at batch 512 with a 512-512 net.
+Rainbow on the GPU, as configured and at batch 512 with a wider net (512-512 torso,
+512-wide dueling streams).
 
 Every measured run is a fresh subprocess (``--worker``) that prints one JSON line. The
 clock covers SB3's ``model.learn()`` / rlkit's ``trainer.run()`` only: imports, env and
@@ -60,7 +61,11 @@ ZOO = {
 }
 SB3_LABEL = "DQN, rl-zoo CartPole-v1 hyperparameters"
 # GPU variant: a larger batch and a wider net than the CartPole config.
-CUDA_LARGE = ["learner.batch_size=512", "network.hidden_sizes=[512, 512]"]
+CUDA_LARGE = [
+    "learner.batch_size=512",
+    "network.hidden_sizes=[512, 512]",
+    "network.head_hidden=512",
+]
 
 EXIT_NO_GPU = 2
 
@@ -276,6 +281,7 @@ class Variant:
     max_seeds: int | None = None  # run only seeds 0..max_seeds-1 (None: every seed)
     results: list[dict] = field(default_factory=list)
     failures: int = 0
+    timeouts: int = 0
 
     def argv(self, seed: int, steps: int) -> list[str]:
         argv = [
@@ -319,14 +325,14 @@ def cuda_variants() -> list[Variant]:
     return [
         Variant(
             "rlkit",
-            f"rlkit {RAINBOW_CONFIG} (batch 64, 128-128)",
+            f"rlkit {RAINBOW_CONFIG} (as configured)",
             RAINBOW_CONFIG,
             threads=1,
             device="cuda",
         ),
         Variant(
             "rlkit",
-            f"rlkit {RAINBOW_CONFIG} (batch 512, 512-512)",
+            f"rlkit {RAINBOW_CONFIG} (batch 512, torso 512-512, streams 512)",
             RAINBOW_CONFIG,
             threads=1,
             device="cuda",
@@ -335,14 +341,24 @@ def cuda_variants() -> list[Variant]:
     ]
 
 
-def run_one(variant: Variant, seed: int, steps: int) -> dict | None:
-    """Run one worker subprocess; its JSON result, or None (with the error shown)."""
+def run_one(variant: Variant, seed: int, steps: int, timeout: float) -> dict | None:
+    """Run one worker subprocess; its JSON result, or None (failed or timed out, shown)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     start = time.perf_counter()
-    proc = subprocess.run(
-        variant.argv(seed, steps), cwd=REPO, env=env, capture_output=True, text=True
-    )
+    try:
+        proc = subprocess.run(
+            variant.argv(seed, steps),
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout if timeout > 0 else None,
+        )
+    except subprocess.TimeoutExpired:  # the worker has been killed
+        variant.timeouts += 1
+        print(f" timed out after {timeout:.0f} s (< {steps / timeout:,.1f} env steps/s)")
+        return None
     elapsed = time.perf_counter() - start
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -370,7 +386,9 @@ def fmt_rate(values: list[float]) -> str:
     return f"{med:,.0f} ({min(values):,.0f}–{max(values):,.0f})"
 
 
-def markdown_table(variants: list[Variant], baselines: dict[str, Variant | None]) -> str:
+def markdown_table(
+    variants: list[Variant], baselines: dict[str, Variant], steps: int, timeout: float
+) -> str:
     head = [
         "framework",
         "config",
@@ -386,18 +404,26 @@ def markdown_table(variants: list[Variant], baselines: dict[str, Variant | None]
         "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
     ]
     for v in variants:
+        framework = "SB3" if v.framework == "sb3" else "rlkit"
+        config = v.label.removeprefix("rlkit ")
+        missing = []
+        if v.timeouts:
+            missing.append(f"{v.timeouts} timed out (> {timeout:.0f} s)")
+        if v.failures:
+            missing.append(f"{v.failures} failed")
         if not v.results:
-            lines.append(
-                f"| {v.framework} | {v.label} | {threads_label(v)} | failed |"
-                + " |" * (len(head) - 4)
-            )
+            status = "; ".join(missing)
+            if v.timeouts:
+                status = f"< {steps / timeout:,.1f}: " + status
+            row = [framework, config, threads_label(v), status]
+            lines.append("| " + " | ".join(row + [""] * (len(head) - len(row))) + " |")
             continue
         sps = [r["steps_per_s"] for r in v.results]
         cells = [
-            "SB3" if v.framework == "sb3" else "rlkit",
-            v.label.removeprefix("rlkit "),
+            framework,
+            config,
             threads_label(v),
-            fmt_rate(sps),
+            fmt_rate(sps) + (f" ({'; '.join(missing)})" if missing else ""),
             f"{v.median('updates_per_s'):,.0f}",
             ", ".join(f"{r['final_return']:.0f}" for r in v.results),
             f"{v.median('train_s'):.1f}",
@@ -455,6 +481,8 @@ def report(args: argparse.Namespace, variants: list[Variant], command: str) -> N
     print()
     print(f"Command: `{command}`")
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine_line()}")
+    if getattr(args, "gpu", None):
+        print(f"GPU: {args.gpu}")
     print(
         f"{args.steps:,} env steps per run, seeds 0..{args.repeats - 1}, device {args.device}; "
         "steps/s = env steps / seconds in learn() or trainer.run() without the final "
@@ -467,7 +495,7 @@ def report(args: argparse.Namespace, variants: list[Variant], command: str) -> N
     if loads:
         print(f"1-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f}.")
     print()
-    print(markdown_table(variants, baselines))
+    print(markdown_table(variants, baselines, args.steps, args.timeout))
     print()
     dqn = next((v for v in variants if v.config == DQN_CONFIG and v.results), None)
     if dqn is not None and sb3_1 is not None and sb3_1.results:
@@ -479,6 +507,18 @@ def report(args: argparse.Namespace, variants: list[Variant], command: str) -> N
             f"(target >= 3x: {'met' if ratio >= 3 else 'missed'}); mean final return "
             f"{ours:.1f} vs SB3 {theirs:.1f} (target >= SB3: {'met' if ours >= theirs else 'missed'})."
         )
+        sb3_by_seed = {r["seed"]: r["steps_per_s"] for r in sb3_1.results}
+        paired = [
+            r["steps_per_s"] / sb3_by_seed[r["seed"]]
+            for r in dqn.results
+            if r["seed"] in sb3_by_seed
+        ]
+        if len(paired) > 1:
+            print(
+                "Per-seed ratios (each rlkit run against the SB3 run just before it): "
+                + ", ".join(f"{x:.2f}x" for x in paired)
+                + f"; median {statistics.median(paired):.2f}x."
+            )
         if sb3_d is not None and sb3_d.results:
             ratio_d = dqn.median("steps_per_s") / sb3_d.median("steps_per_s")
             print(
@@ -491,6 +531,8 @@ def report(args: argparse.Namespace, variants: list[Variant], command: str) -> N
             print(f"WARNING: {v.label} differs from the SB3 zoo settings: {'; '.join(notes)}")
         if v.failures:
             print(f"WARNING: {v.failures} run(s) of {v.label} failed (see above).")
+        if v.timeouts:
+            print(f"WARNING: {v.timeouts} run(s) of {v.label} timed out (--timeout).")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -520,6 +562,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         metavar="N",
         help="seeds of SB3 with torch's default thread count (default 1: seed 0; 0: none)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds per run before it is killed and reported as timed out (0: none)",
     )
     # worker mode (internal): one run, one JSON line on stdout
     parser.add_argument("--worker", choices=("sb3", "rlkit"), help=argparse.SUPPRESS)
@@ -557,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return EXIT_NO_GPU
         variants = cuda_variants()
-        print(f"# GPU: {torch.cuda.get_device_name(0)}")
+        args.gpu = torch.cuda.get_device_name(0)
+        print(f"# GPU: {args.gpu}")
     else:
         sb3_available = not args.skip_sb3 and _version("stable-baselines3") != "not installed"
         if not args.skip_sb3 and not sb3_available:
@@ -581,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             end="",
             flush=True,
         )
-        r = run_one(v, seed, args.steps)
+        r = run_one(v, seed, args.steps, args.timeout)
         if r is not None:
             r["load_avg_before"] = load
             print(
