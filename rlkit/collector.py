@@ -23,7 +23,7 @@ class EpsilonGreedy:
 
     The network is evaluated only when at least one env acts greedily. For noisy nets
     the noise is whatever the net currently holds (the learner resamples it before every
-    update; ``resample_noise=True`` also resamples it before every action).
+    update; the trainer resamples it every vector step before the first update).
     """
 
     def __init__(
@@ -32,15 +32,11 @@ class EpsilonGreedy:
         num_actions: int,
         device: torch.device,
         rng: np.random.Generator,
-        resample_noise: bool = False,
     ) -> None:
         self.net, self.num_actions, self.device, self.rng = net, num_actions, device, rng
-        self.resample_noise = resample_noise and net.noisy
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """argmax_a Q(obs, a) for a batch of observations [N, *obs_shape] -> [N]."""
-        if self.resample_noise:
-            self.net.reset_noise()
         with torch.inference_mode():
             q_NA = self.net(torch.as_tensor(obs, device=self.device))
             return q_NA.argmax(dim=1).cpu().numpy()

@@ -252,10 +252,7 @@ class Trainer:
                 mask=out.valid,
             )
             if finished is not None:
-                if len(finished.action) == 1:  # the common case: the cheaper single add
-                    replay.add(*(field[0] for field in finished))
-                elif len(finished.action):
-                    replay.add(*finished)
+                replay.add(*finished)
             if out.episode_returns:
                 self._window.returns += out.episode_returns
                 self._window.lengths += out.episode_lengths

@@ -81,6 +81,9 @@ class ReplayBuffer:
         ndim = obs.ndim if type(obs) is np.ndarray else np.ndim(obs)
         if ndim == self._obs_ndim:
             self._added_one(self._storage.add_one(obs, action, reward, next_obs, discount))
+        elif ndim == self._obs_ndim + 1 and len(obs) == 1:  # a batch of one: the cheap path
+            row = [x[0] if np.ndim(x) else x for x in (action, reward, discount)]
+            self._added_one(self._storage.add_one(obs[0], row[0], row[1], next_obs[0], row[2]))
         elif ndim == self._obs_ndim + 1:
             self._added_many(self._storage.add_many(obs, action, reward, next_obs, discount))
         else:
