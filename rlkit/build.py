@@ -20,6 +20,7 @@ from rlkit.evaluate import EvalResult, evaluate
 from rlkit.learner import DQNLearner
 from rlkit.logging import Logger
 from rlkit.nn import QNetwork
+from rlkit.nn.plain_mlp import NumpyGreedy
 from rlkit.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
 from rlkit.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
 from rlkit.trainer import Cadence, Trainer
@@ -72,6 +73,7 @@ def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLea
         target_sync=None,  # the trainer syncs every target_update_period env steps
         loss=lc.loss,
         max_grad_norm=lc.max_grad_norm,
+        manual_gradients=config.trainer.fast_mlp,
     )
 
 
@@ -196,7 +198,14 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
     learner = build_learner(config, network, device)
     replay = build_replay(config, obs_shape, obs_dtype, device, seed=t.seed)
     nstep = NStepAccumulator(config.replay.n_step, config.learner.gamma, num_envs=envs.num_envs)
-    policy = EpsilonGreedy(network, num_actions, device, np.random.default_rng(t.seed + 1))
+    numpy_acting = t.fast_mlp and device.type == "cpu" and NumpyGreedy.supports(network)
+    policy = EpsilonGreedy(
+        network,
+        num_actions,
+        device,
+        np.random.default_rng(t.seed + 1),
+        greedy_fn=NumpyGreedy(network) if numpy_acting else None,
+    )
     collector = Collector(envs, policy)
     eval_rng = np.random.default_rng(t.seed + 2)
 

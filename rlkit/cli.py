@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="config keys (override with --set section.key=value):\n" + describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("config", nargs="?", help=f"YAML config file (default: configs/{DEFAULT_CONFIG})")
+    train.add_argument(
+        "config", nargs="?", help=f"YAML config file (default: configs/{DEFAULT_CONFIG})"
+    )
     train.add_argument(
         "--set",
         dest="overrides",
@@ -52,9 +54,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config field, e.g. --set trainer.seed=3 (repeatable)",
     )
-    train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<config>-seed<seed>-<time>)")
+    train.add_argument(
+        "--run-dir",
+        type=Path,
+        help="where to write the run (default: runs/<config>-seed<seed>-<time>)",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
-    train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+    train.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
 
     ev = sub.add_parser(
         "eval",
@@ -62,11 +70,19 @@ def _parser() -> argparse.ArgumentParser:
         description="Evaluate a run's newest checkpoint (or --checkpoint) greedily; prints mean ± std.",
     )
     ev.add_argument("run_dir", type=Path, help="a run dir written by 'rlkit train'")
-    ev.add_argument("--checkpoint", type=Path, help="checkpoint file (default: the newest in RUN_DIR/checkpoints)")
-    ev.add_argument("--episodes", type=int, help="number of episodes (default: the run's eval.episodes)")
+    ev.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="checkpoint file (default: the newest in RUN_DIR/checkpoints)",
+    )
+    ev.add_argument(
+        "--episodes", type=int, help="number of episodes (default: the run's eval.episodes)"
+    )
     ev.add_argument("--seed", type=int, help="environment seed for the evaluation episodes")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device (default: the run's)")
-    ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+    ev.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
 
     show = sub.add_parser(
         "config",
@@ -75,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("config", nargs="?", help="YAML config file (default: the default config)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    show.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+    show.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
 
     ablate = sub.add_parser(
         "ablate",
@@ -177,7 +195,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from rlkit.config import ConfigError
 
         raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
-    result, used = evaluate_run(args.run_dir, args.checkpoint, args.episodes, args.seed, args.device)
+    result, used = evaluate_run(
+        args.run_dir, args.checkpoint, args.episodes, args.seed, args.device
+    )
     print(f"checkpoint: {used}")
     print(
         f"return: {result.mean:.2f} ± {result.std:.2f} over {len(result.returns)} episodes "

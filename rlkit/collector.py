@@ -7,6 +7,7 @@ transition, and the returns/lengths of episodes that just finished.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -32,11 +33,17 @@ class EpsilonGreedy:
         num_actions: int,
         device: torch.device,
         rng: np.random.Generator,
+        greedy_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
+        """``greedy_fn`` (optional) computes the same greedy actions another way, e.g.
+        ``rlkit.nn.plain_mlp.NumpyGreedy(net)`` for small plain MLPs on a CPU."""
         self.net, self.num_actions, self.device, self.rng = net, num_actions, device, rng
+        self.greedy_fn = greedy_fn
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """argmax_a Q(obs, a) for a batch of observations [N, *obs_shape] -> [N]."""
+        if self.greedy_fn is not None:
+            return self.greedy_fn(obs)
         with torch.inference_mode():
             q_NA = self.net(torch.as_tensor(obs, device=self.device))
             return q_NA.argmax(dim=1).cpu().numpy()

@@ -135,6 +135,8 @@ class TrainerConfig:
     log_every: int = 1_000
     #: CPU threads for torch (0 = torch's default); 1 is fastest for small MLPs.
     num_threads: int = 1
+    #: plain ReLU MLP nets: hand-written backward pass and NumPy acting on CPU (same maths; false = torch autograd throughout).
+    fast_mlp: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from rlkit import losses
+from rlkit.nn.plain_mlp import PlainMLPGrad, plain_mlp_layers
 from rlkit.nn.qnet import QNetwork
+from rlkit.optim import AdamStep
 from rlkit.types import Batch, LossOutput
 
 
@@ -99,6 +101,12 @@ LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "mse": losses.mse_loss,
 }
 
+# d(per-sample loss)/d(td) of each loss above (Huber with delta 1), as new tensors.
+LOSS_GRADS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "huber": lambda td_B: td_B.clamp(-1.0, 1.0),
+    "mse": lambda td_B: td_B.clone(),  # a new tensor: callers scale it in place
+}
+
 
 class DQNLearner:
     """One gradient step of (double) DQN, optionally distributional (C51).
@@ -117,6 +125,10 @@ class DQNLearner:
         max_grad_norm: clip the global gradient norm to this value (None = no clipping).
         reset_noise: resample the noise of noisy nets before each update (online and
             target get independent noise, as in Rainbow).
+        manual_gradients: for plain ReLU MLP nets (no noisy, dueling or C51 parts),
+            compute the gradient with a hand-written backward pass
+            (``rlkit.nn.plain_mlp.PlainMLPGrad``) instead of autograd: the same maths,
+            about twice as fast on a CPU. Ignored for other nets.
 
     ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the new
     priorities (|TD| for scalar nets, the per-sample cross-entropy for C51) and the
@@ -134,6 +146,7 @@ class DQNLearner:
         loss: str = "huber",
         max_grad_norm: float | None = 10.0,
         reset_noise: bool = True,
+        manual_gradients: bool = True,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
@@ -149,32 +162,47 @@ class DQNLearner:
         self.max_grad_norm = max_grad_norm
         self.reset_noise = reset_noise and online.noisy
         self.updates = 0
+        self._synced_at_update = 0  # the target starts as an exact copy
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
         self._step = self._c51_loss if online.distributional else self._scalar_loss
+        self._manual = (
+            PlainMLPGrad(online)
+            if manual_gradients and plain_mlp_layers(online) is not None
+            else None
+        )
+        self._loss_grad = LOSS_GRADS[loss]
+        self._optimizer_step = AdamStep(optimizer)
 
     def sync_target(self) -> None:
-        """Hard copy of the online net into the target net (no-op without a target net)."""
-        if self.use_target_network:
+        """Hard copy of the online net into the target net (no-op without a target net).
+
+        Skipped when no update ran since the last sync: the copy would change nothing
+        (the online net changes only through ``update``/``update_many``).
+        """
+        if self.use_target_network and self.updates != self._synced_at_update:
             hard_update(self.online, self.target)
+            self._synced_at_update = self.updates
 
     def _target_outputs(self, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Target-net outputs at ``next_obs``: Q [B, A] and, for C51, log-probs [B, A, Z]."""
         with torch.no_grad():
             return self.target.q_and_log_probs(next_obs)
 
+    @torch.no_grad()
+    def _scalar_target(self, batch: Batch, q_next_target_BA: torch.Tensor) -> torch.Tensor:
+        """TD target [B] of a scalar net: double-Q or max over the target net."""
+        if self.double_q and self.use_target_network:
+            q_next_online_BA = self.online(batch.next_obs)
+            return losses.double_q_target(
+                batch.reward, batch.discount, q_next_online_BA, q_next_target_BA
+            )
+        # Without a target network the double-Q target reduces to the max.
+        return losses.q_learning_target(batch.reward, batch.discount, q_next_target_BA)
+
     def _scalar_loss(
         self, batch: Batch, target_out: tuple[torch.Tensor, torch.Tensor | None]
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        with torch.no_grad():
-            q_next_target_BA = target_out[0]
-            if self.double_q and self.use_target_network:
-                q_next_online_BA = self.online(batch.next_obs)
-                target_B = losses.double_q_target(
-                    batch.reward, batch.discount, q_next_online_BA, q_next_target_BA
-                )
-            else:
-                # Without a target network the double-Q target reduces to the max.
-                target_B = losses.q_learning_target(batch.reward, batch.discount, q_next_target_BA)
+        target_B = self._scalar_target(batch, target_out[0])
         q_sa_B = self.online(batch.obs).gather(1, batch.action.unsqueeze(1)).squeeze(1)
         td_B = target_B - q_sa_B
         per_sample_B = self._td_loss(td_B)
@@ -208,6 +236,79 @@ class DQNLearner:
         metrics = {"q_mean": q_sa_B.mean(), "td_abs_mean": td_abs_B.mean()}
         return per_sample_B, per_sample_B.detach(), metrics
 
+    @torch.no_grad()
+    def _manual_updates(
+        self, batch: Batch, num_updates: int, q_next_target_NA: torch.Tensor
+    ) -> list[LossOutput]:
+        """``num_updates`` updates on consecutive slices of ``batch`` (plain MLP nets),
+        with the hand-written backward pass. The same maths as ``_scalar_loss`` +
+        ``loss.backward()``: loss = mean_b w_b l(td_b) with td_b = y_b - Q(s_b, a_b), so
+        dL/dQ(s_b, a_b) = -w_b l'(td_b) / B and 0 for the other actions.
+
+        ``q_next_target_NA``: target-net Q at every ``next_obs`` of ``batch`` [N, A].
+        Metrics are computed for all updates at once after the last one.
+        """
+        assert self._manual is not None
+        size = len(batch)
+        step = size // num_updates
+        # Max targets depend on the target net only: all at once. Double-Q targets need
+        # the online net as it is before each update.
+        per_update_targets = self.double_q and self.use_target_network
+        if not per_update_targets:
+            target_N = losses.q_learning_target(batch.reward, batch.discount, q_next_target_NA)
+        q_sa_N = q_next_target_NA.new_empty(size)
+        td_N = q_next_target_NA.new_empty(size)
+        grad_norms = []
+        for k in range(num_updates):
+            lo, hi = k * step, (k + 1) * step
+            b = batch_slice(batch, lo, hi)
+            if per_update_targets:
+                target_B = self._scalar_target(b, q_next_target_NA[lo:hi])
+            else:
+                target_B = target_N[lo:hi]
+            q_BA = self._manual.forward(b.obs)
+            action_B1 = b.action.unsqueeze(1)
+            torch.gather(q_BA, 1, action_B1, out=q_sa_N[lo:hi].unsqueeze(1))
+            td_B = torch.sub(target_B, q_sa_N[lo:hi], out=td_N[lo:hi])
+            dq_sa_B = self._loss_grad(td_B).mul_(b.weights).mul_(-1.0 / step)
+            dq_BA = torch.zeros_like(q_BA).scatter_(1, action_B1, dq_sa_B.unsqueeze(1))
+            self._manual.backward(dq_BA)
+            grad_norms.append(self._clip_flat_grad())
+            self._optimizer_step()
+            self.updates += 1
+            if self.target_sync is not None:
+                self.target_sync.after_update(self.updates, self.online, self.target)
+        td_abs_UB = td_N.abs().view(num_updates, step)
+        loss_U = (
+            batch.weights.view(num_updates, step) * self._td_loss(td_N).view(num_updates, step)
+        ).mean(1)
+        table = torch.stack(
+            [
+                loss_U,
+                q_sa_N.view(num_updates, step).mean(1),
+                td_abs_UB.mean(1),
+                torch.stack(grad_norms),
+            ]
+        ).tolist()
+        priorities = td_abs_UB.double().cpu().numpy()
+        return [
+            LossOutput(
+                loss=loss_v,
+                priorities=priorities[k],
+                metrics={"loss": loss_v, "q_mean": q_mean, "td_abs_mean": td_abs, "grad_norm": gn},
+            )
+            for k, (loss_v, q_mean, td_abs, gn) in enumerate(zip(*table))
+        ]
+
+    def _clip_flat_grad(self) -> torch.Tensor:
+        """``clip_grad_norm`` on the manual path's single flat gradient buffer."""
+        assert self._manual is not None and self._manual.flat_grad is not None
+        flat = self._manual.flat_grad
+        total = torch.linalg.vector_norm(flat)
+        if self.max_grad_norm is not None:
+            flat.mul_((self.max_grad_norm / (total + 1e-6)).clamp_(max=1.0))
+        return total
+
     @property
     def target_fixed_between_updates(self) -> bool:
         """True when consecutive updates bootstrap from an unchanging target net: a
@@ -229,6 +330,8 @@ class DQNLearner:
         if num_updates == 1 or not self.target_fixed_between_updates:
             return [self.update(b) for b in slices]
         q_all, log_p_all = self._target_outputs(batch.next_obs)
+        if self._manual is not None:
+            return self._manual_updates(batch, num_updates, q_all)
         outputs = []
         for k, b in enumerate(slices):
             lo, hi = k * step, (k + 1) * step
@@ -247,13 +350,15 @@ class DQNLearner:
     def _apply(
         self, batch: Batch, target_out: tuple[torch.Tensor, torch.Tensor | None]
     ) -> LossOutput:
+        if self._manual is not None:
+            return self._manual_updates(batch, 1, target_out[0])[0]
         per_sample_B, priorities_B, metrics = self._step(batch, target_out)
         loss = (batch.weights * per_sample_B).mean()
         for param in self._params:
             param.grad = None
         loss.backward()
         grad_norm = clip_grad_norm(self._params, self.max_grad_norm)
-        self.optimizer.step()
+        self._optimizer_step()
         self.updates += 1
         if self.target_sync is not None:
             self.target_sync.after_update(self.updates, self.online, self.target)
@@ -284,3 +389,4 @@ class DQNLearner:
             self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
+        self._synced_at_update = -1  # unknown: the next sync copies

@@ -117,6 +117,7 @@ def zoo_mismatches(config) -> list[str]:
         "exploration.epsilon_end": (e.epsilon_end, ZOO["exploration_final_eps"]),
         "exploration.epsilon_steps": (e.epsilon_steps, EPSILON_STEPS),
         "network.hidden_sizes": (list(n.hidden_sizes), ZOO["net_arch"]),
+        "network.head_hidden": (n.head_hidden or 0, 0),
         # SB3's DQN: max target, Huber loss, grad-norm clip 10, Adam eps 1e-8, no extras.
         "learner.double_q": (lc.double_q, False),
         "learner.loss": (lc.loss, "huber"),

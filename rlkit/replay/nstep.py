@@ -109,7 +109,9 @@ class NStepAccumulator:
     def _one_step(self, obs, action, reward, next_obs, terminated, valid) -> Transition | None:
         """n = 1: every real step is its own window (discount gamma, or 0 on termination)."""
         discount = np.where(terminated, 0.0, self.gamma).astype(np.float32)
-        tr = Transition(obs, action.astype(np.int64, copy=False), reward.astype(np.float32), next_obs, discount)
+        tr = Transition(
+            obs, action.astype(np.int64, copy=False), reward.astype(np.float32), next_obs, discount
+        )
         if valid is None or valid.all():
             return tr
         if not valid.any():
