@@ -174,6 +174,7 @@ class Components:
     replay: ReplayBuffer
     nstep: NStepAccumulator
     trainer: Trainer
+    eval_rng: np.random.Generator  # epsilon draws of evaluation episodes
 
     def close(self) -> None:
         self.envs.close()
@@ -236,4 +237,6 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
         sample_phase_together=not config.replay.prioritized,
         progress=progress,
     )
-    return Components(config, device, envs, eval_envs, network, learner, replay, nstep, trainer)
+    return Components(
+        config, device, envs, eval_envs, network, learner, replay, nstep, trainer, eval_rng
+    )

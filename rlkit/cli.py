@@ -61,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
     train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its newest complete checkpoint, with its saved config",
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: accept a config that differs from the run's saved one",
+    )
+    train.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
 
@@ -177,9 +188,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from rlkit.config import load_config
-    from rlkit.run import default_run_dir, train
+    from rlkit.config import ConfigError, load_config
+    from rlkit.run import default_run_dir, resume_config, train
 
+    if args.resume is not None:
+        if args.run_dir is not None or args.overwrite:
+            raise ConfigError("--resume RUN_DIR names the run dir; drop --run-dir/--overwrite")
+        config = resume_config(args.resume, args.config, args.overrides, args.force)
+        train(config, args.resume, resume=True)
+        print(f"evaluate again with: rlkit eval {args.resume}")
+        return 0
+    if args.force:
+        raise ConfigError("--force only applies to --resume")
     path = args.config or _default_config_path()
     config = load_config(path, args.overrides)
     run_dir = args.run_dir or default_run_dir(config, str(path) if path else None)

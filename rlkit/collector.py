@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from rlkit.envs import autoreset_mode
+from rlkit.envs import autoreset_mode, capture_env_state, restore_env_state
 from rlkit.nn.qnet import QNetwork
 
 
@@ -122,3 +122,29 @@ class Collector:
         return StepOutput(
             obs, action, reward, real_next, terminated, truncated, valid, returns, lengths
         )
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict:
+        """Current observations, episode accumulators, policy RNG and the env state
+        (``rlkit.envs.capture_env_state``), as tensors and plain values."""
+        return {
+            "obs": None if self.obs is None else torch.from_numpy(np.array(self.obs)),
+            "returns": torch.from_numpy(self._returns.copy()),
+            "lengths": torch.from_numpy(self._lengths.copy()),
+            "resetting": torch.from_numpy(self._resetting.copy()),
+            "policy_rng": self.policy.rng.bit_generator.state,
+            "envs": capture_env_state(self.envs),
+        }
+
+    def load_state_dict(self, state: dict) -> bool:
+        """Restore ``state_dict``'s result. Returns False (and restores only the policy
+        RNG) when the env state could not be saved: the caller must ``reset`` then."""
+        self.policy.rng.bit_generator.state = state["policy_rng"]
+        if not state["envs"].get("restorable") or state["obs"] is None:
+            return False
+        restore_env_state(self.envs, state["envs"])
+        self.obs = state["obs"].numpy().copy()
+        self._returns[:] = state["returns"].numpy()
+        self._lengths[:] = state["lengths"].numpy()
+        self._resetting[:] = state["resetting"].numpy()
+        return True

@@ -33,6 +33,7 @@ first update new noise is drawn at every vector step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -146,6 +147,7 @@ class Trainer:
         self.counters = Counters()
         self.last_eval: EvalResult | None = None
         self._window = _Window()
+        self._window_restored = False
         self._started = False
 
     # ------------------------------------------------------------------ pieces
@@ -234,7 +236,9 @@ class Trainer:
         if not self._started:
             collector.reset(seed=self.seed)
             self._started = True
-        self._window = _Window(start_steps=counters.env_steps)
+        if not self._window_restored:  # a resumed run continues its logging window
+            self._window = _Window(start_steps=counters.env_steps)
+        self._window_restored = False
         num_envs = collector.num_envs
         noisy_warmup = self.learner.online.noisy
         while counters.env_steps < c.total_steps:
@@ -285,6 +289,36 @@ class Trainer:
         self.run_evaluation()
         self._save()
         return counters
+
+    # ------------------------------------------------------------------ checkpointing
+
+    def state_dict(self) -> dict:
+        """Counters and the open logging window (everything but its wall-clock start)."""
+        w = self._window
+        return {
+            "counters": dataclasses.asdict(self.counters),
+            "started": self._started,
+            "window": {
+                "metrics": dict(w.metrics),
+                "updates": w.updates,
+                "returns": list(w.returns),
+                "lengths": list(w.lengths),
+                "start_steps": w.start_steps,
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counters = Counters(**state["counters"])
+        self._started = bool(state["started"])
+        w = state["window"]
+        self._window = _Window(
+            metrics=dict(w["metrics"]),
+            updates=int(w["updates"]),
+            returns=list(w["returns"]),
+            lengths=list(w["lengths"]),
+            start_steps=int(w["start_steps"]),
+        )
+        self._window_restored = True
 
     def _save(self) -> None:
         if self.checkpoint_fn is not None:
