@@ -101,13 +101,9 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def build_replay(
-    config: Config,
-    obs_shape: tuple[int, ...],
-    obs_dtype: np.dtype,
-    device: torch.device,
-    seed: int,
-) -> ReplayBuffer:
+def check_replay_fits(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> None:
+    """ConfigError, before anything is allocated, when the replay arrays would not fit
+    in the memory available now (90% of it)."""
     need = replay_bytes(config, obs_shape, obs_dtype)
     free = available_memory()
     if free is not None and need > 0.9 * free:
@@ -115,6 +111,16 @@ def build_replay(
             f"replay.capacity: {config.replay.capacity} transitions need {_fmt_bytes(need)} "
             f"but only {_fmt_bytes(free)} of memory is available"
         )
+
+
+def build_replay(
+    config: Config,
+    obs_shape: tuple[int, ...],
+    obs_dtype: np.dtype,
+    device: torch.device,
+    seed: int,
+) -> ReplayBuffer:
+    check_replay_fits(config, obs_shape, obs_dtype)
     r = config.replay
     if r.prioritized:
         return PrioritizedReplayBuffer(

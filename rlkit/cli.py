@@ -281,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlkit.config import ConfigError
     from rlkit.envs import EnvError
     from rlkit.run import RunDirError
+    from rlkit.trainer import NumericalError
 
     commands = {
         "train": _cmd_train,
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args)
-    except (ConfigError, EnvError, RunDirError, CheckpointError) as exc:
+    except (ConfigError, EnvError, RunDirError, CheckpointError, NumericalError) as exc:
         if args.debug:
             raise
         print(f"rlkit: error: {exc}", file=sys.stderr)

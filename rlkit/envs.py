@@ -105,10 +105,10 @@ _PLAIN = (bool, int, float, str, type(None))
 
 def _plain_value(value: Any) -> tuple[bool, Any]:
     """(ok, checkpointable form) of one attribute value; ok False for other objects."""
+    if isinstance(value, np.generic):  # before _PLAIN: np.float64 subclasses float
+        return True, value.item()
     if isinstance(value, _PLAIN):
         return True, value
-    if isinstance(value, np.generic):
-        return True, value.item()
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return True, {"__ndarray__": torch_from_numpy(value)}
     if isinstance(value, np.random.Generator):

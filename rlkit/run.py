@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from rlkit import checkpoint as ckpt
-from rlkit.build import Components, build, build_network, make_envs
+from rlkit.build import Components, build, build_network, check_replay_fits, make_envs
 from rlkit.config import Config, dump_config, from_dict, read_yaml, to_dict
 from rlkit.envs import space_info
 from rlkit.evaluate import EvalResult, evaluate
 from rlkit.logging import JSONLLogger, MultiLogger, ProgressLogger, TensorBoardLogger
+from rlkit.trainer import NumericalError
 
 FORMAT_VERSION = 1
 
@@ -64,8 +65,14 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 
 def check_env(config: Config) -> None:
-    """Raise EnvError now for an unknown env id or unsupported spaces."""
-    make_envs(config, 1).close()
+    """Raise EnvError now for an unknown env id or unsupported spaces, and ConfigError
+    for a replay buffer that would not fit in memory."""
+    envs = make_envs(config, 1)
+    try:
+        obs_shape, obs_dtype, _ = space_info(envs)
+    finally:
+        envs.close()
+    check_replay_fits(config, obs_shape, obs_dtype)
 
 
 # ---------------------------------------------------------------- checkpoint state
@@ -254,6 +261,10 @@ def resume_config(
     ``force``; with it, the new config is saved and the old one kept beside it."""
     from rlkit.config import ConfigError, load_config
 
+    if not run_dir.is_dir():
+        raise RunDirError(f"--resume: run dir not found: {run_dir}")
+    if not (run_dir / "config.yaml").is_file():
+        raise RunDirError(f"--resume: {run_dir} is not an rlkit run dir (no config.yaml)")
     saved = load_run_config(run_dir)
     config = load_config(config_path or run_dir / "config.yaml", overrides)
     changes = config_changes(saved, config)
@@ -375,7 +386,16 @@ def train(
             return components, None
         with _StopFlag() as stop:
             progress.begin(start_steps)
-            components.trainer.run(stop=stop)
+            try:
+                components.trainer.run(stop=stop)
+            except NumericalError as exc:
+                found = ckpt.list_checkpoints(ckpt_dir)
+                last = (
+                    f"the last good checkpoint is {found[-1]}"
+                    if found
+                    else "no checkpoint was saved"
+                )
+                raise NumericalError(f"{exc}; training stopped, {last}") from exc
             progress.update(components.trainer.counters.env_steps, force=True)
         result = components.trainer.last_eval
         if stop.requested:

@@ -119,3 +119,12 @@ def test_nan_loss_stops_with_a_message_naming_the_step():
             p.fill_(float("nan"))
     with pytest.raises(NumericalError, match=r"at env step \d+"):
         trainer.run()
+
+
+def test_nan_parameter_is_named():
+    trainer, _, _ = make_trainer()
+    name, param = next(iter(trainer.learner.online.named_parameters()))
+    with torch.no_grad():
+        param.view(-1)[0] = float("inf")
+    with pytest.raises(NumericalError, match=rf"parameter {name} holds NaN/Inf at env step 0"):
+        trainer._check_parameters()
