@@ -16,7 +16,8 @@ command line's ``--set``, and finally ``trainer.seed`` = the run's seed. Each ru
 own run dir ``OUT/<env>/<variant>/seed<k>`` with the usual contents plus ``train.log``
 (the run's console output) and, once ``train`` has returned after the last env step,
 the completion marker ``done.json``. Re-running a suite skips runs that hold the marker;
-unfinished runs start again from scratch.
+unfinished runs continue exactly from their newest checkpoint (``rlkit train --resume``),
+or start again when they have none.
 
 Aggregation reads each finished run's ``metrics.jsonl``: the final score of a run is its
 last ``eval/return_mean``; ``results.csv``, ``report.md`` and ``curves.png`` summarise the
@@ -441,11 +442,23 @@ class LogFile:
 def start_or_resume(config: Config, run_dir: Path, stream: IO[str]) -> tuple[Any, Any]:
     """Train ``run_dir`` to the end; returns ``rlkit.run.train``'s (components, result).
 
-    An unfinished run dir is replaced and trained from scratch; exact resume replaces
-    the ``train(..., overwrite=True)`` call below.
+    An unfinished run dir with a complete checkpoint and the same config continues
+    exactly where it stopped (``rlkit train --resume``); anything else there (no
+    checkpoint yet, another config) is replaced and trained from scratch.
     """
-    from rlkit.run import train
+    from rlkit import checkpoint as ckpt
+    from rlkit.run import RunDirError, config_changes, load_run_config, train
 
+    if ckpt.list_checkpoints(run_dir / "checkpoints"):
+        try:
+            same = not config_changes(load_run_config(run_dir), config)
+        except (RunDirError, ValueError):
+            same = False
+        if same:
+            try:
+                return train(config, run_dir, resume=True, stream=stream)
+            except (RunDirError, ckpt.CheckpointError) as exc:
+                stream.write(f"{run_dir}: cannot resume ({exc}); starting again\n")
     return train(config, run_dir, overwrite=True, stream=stream)
 
 
@@ -457,7 +470,11 @@ def run_job(job: Job, stream: IO[str]) -> JobResult:
     total = job.config.trainer.total_steps
     if steps < total:
         return JobResult("stopped", f"stopped at env step {steps} of {total}", steps)
-    final = {k: _finite_or_none(v) for k, v in result.scalars().items()} if result else {}
+    if result is not None:
+        final = {k: _finite_or_none(v) for k, v in result.scalars().items()}
+    else:  # resumed a run that had already reached its last step: its last evaluation
+        evals = [r for r in read_records(job.run_dir / "metrics.jsonl") if "eval/return_mean" in r]
+        final = {k: v for k, v in evals[-1].items() if k.startswith("eval/")} if evals else {}
     marker = {
         "env_steps": steps,
         "updates": int(components.trainer.counters.updates),
@@ -466,7 +483,8 @@ def run_job(job: Job, stream: IO[str]) -> JobResult:
         "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     write_json_atomic(job.run_dir / DONE_FILE, marker)
-    ret = "-" if result is None else f"{result.mean:.1f}"
+    ret = final.get("eval/return_mean")
+    ret = "-" if ret is None else f"{ret:.1f}"
     return JobResult("finished", f"final eval return {ret}", steps)
 
 
@@ -978,7 +996,7 @@ def ablate(
         shape += f"{len({j.seed for j in jobs})} seeds"
         stream.write(
             f"{suite.name}: {len(jobs)} runs ({shape}) in {out}: {len(finished)} finished "
-            f"(skipped), {partial} unfinished (restarted), {len(todo) - partial} new; "
+            f"(skipped), {partial} unfinished (resumed), {len(todo) - partial} new; "
             f"{min(workers, max(len(todo), 1))} worker(s)\n"
         )
         stream.flush()

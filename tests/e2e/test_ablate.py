@@ -1,7 +1,7 @@
 """`rlkit ablate` and `rlkit plot` through the command line.
 
 One tiny suite (2 variants x 1 env x 2 seeds, 300 env steps each) is trained with two
-worker processes; re-running it skips the finished runs and restarts an unfinished one.
+worker processes; re-running it skips the finished runs and resumes an unfinished one.
 """
 
 from __future__ import annotations
@@ -76,13 +76,13 @@ def test_ablate_trains_reports_and_skips_finished_runs(tmp_path):
     assert "| rainbow | 2 |" in report and "| q_learning | 2 |" in report
     assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
 
-    # re-run: three finished runs are skipped untouched, the unfinished one is restarted
+    # re-run: three finished runs are skipped untouched, the unfinished one is resumed
     unfinished = out / "CartPole-v1" / "rainbow" / "seed1"
     (unfinished / "done.json").unlink()
     kept = {p: (p / "done.json").stat().st_mtime_ns for p in run_dirs if p != unfinished}
     second = rlkit(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "3 finished (skipped), 1 unfinished (restarted), 0 new" in second.stdout
+    assert "3 finished (skipped), 1 unfinished (resumed), 0 new" in second.stdout
     assert {p: (p / "done.json").stat().st_mtime_ns for p in kept} == kept
     assert (unfinished / "done.json").is_file()
     assert "started CartPole-v1/rainbow/seed1" in second.stdout
