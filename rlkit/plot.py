@@ -232,7 +232,7 @@ def plot_runs(runs: dict[str, dict[str, Series]], tags: Sequence[str], out: Path
 
 SUITE_ROWS = (
     ("eval/return_mean", "eval return"),
-    ("eval/overestimation", "overestimation Q(s,a) - G"),
+    ("eval/overestimation", "overestimation Q(s,a) - G (symlog)"),
 )
 
 
@@ -244,7 +244,7 @@ def plot_suite(
     """The ablation figure: ``curves[env][variant][tag]`` holds one series per seed.
 
     One column per env; the first row is the eval return, the second the measured
-    overestimation (``SUITE_ROWS``). Each variant is its mean over seeds with a band
+    overestimation (``SUITE_ROWS``) on a symmetric-log scale. Each variant is its mean over seeds with a band
     (95% bootstrap CI of the mean with >= 3 seeds, else min/max).
     """
     envs = list(curves)
@@ -269,6 +269,9 @@ def plot_suite(
                 ax.set_title(env)
             if tag == "eval/overestimation":
                 ax.axhline(0.0, color="black", linewidth=0.8, alpha=0.6)
+                # Symmetric log: a diverging variant (Q-learning without a target net can
+                # reach 1e14) does not flatten the others; linear within +-1.
+                ax.set_yscale("symlog", linthresh=1.0)
             if not drawn:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
             ax.set_xlabel("env steps")

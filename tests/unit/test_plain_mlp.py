@@ -1,6 +1,7 @@
 """Fast paths for plain MLP Q-networks, checked against autograd and torch.optim."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,33 @@ def test_sync_target_skips_only_when_nothing_changed():
     learner.sync_target()
     for a, b in zip(learner.online.parameters(), learner.target.parameters()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_build_uses_the_fast_path_for_plain_nets_only(fast):
+    from rlkit.build import build
+    from rlkit.config import load_config
+
+    class NullLogger:
+        def log(self, env_steps, scalars):
+            pass
+
+        def close(self):
+            pass
+
+    threads = torch.get_num_threads()
+    try:
+        sets = ["trainer.device=cpu", f"trainer.fast_mlp={str(fast).lower()}"]
+        configs = Path(__file__).resolve().parents[2] / "configs"
+        dqn = build(load_config(configs / "cartpole_dqn.yaml", sets), NullLogger())
+        rainbow = build(load_config(configs / "cartpole_rainbow.yaml", sets), NullLogger())
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)
+    assert (dqn.learner._manual is not None) == fast
+    assert isinstance(dqn.trainer.collector.policy.greedy_fn, NumpyGreedy) == fast
+    assert rainbow.learner._manual is None
+    assert rainbow.trainer.collector.policy.greedy_fn is None
+    assert dqn.learner._optimizer_step.direct  # fused Adam on CPU
+    dqn.close()
+    rainbow.close()
