@@ -115,7 +115,19 @@ class QNetwork(nn.Module):
         q_BA = (log_probs_BAZ.exp() * self.support).sum(dim=2)
         return q_BA, log_probs_BAZ
 
+    @torch.no_grad()
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        """Resample the noise of every noisy layer (no-op for plain networks)."""
-        for layer in self._noisy_layers:
-            layer.reset_noise(generator)
+        """Resample the noise of every noisy layer (no-op for plain networks).
+
+        The same distribution as calling ``NoisyLinear.reset_noise`` on each layer, drawn
+        in one call: ``f(x) = sgn(x) sqrt(|x|)`` of one standard normal vector, split
+        into every layer's ``eps_in`` and ``eps_out`` (a few ops instead of ~12 per layer).
+        """
+        if not self._noisy_layers:
+            return
+        buffers = [b for layer in self._noisy_layers for b in (layer.eps_in, layer.eps_out)]
+        x = torch.randn(
+            sum(b.numel() for b in buffers), device=buffers[0].device, generator=generator
+        )
+        noise = x.abs().sqrt_().mul_(x.sign())
+        torch._foreach_copy_(buffers, list(noise.split([b.numel() for b in buffers])))
