@@ -89,3 +89,17 @@ class RingStorage:
             self.next_obs.take(indices, axis=0),
             self.discount.take(indices),
         )
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The filled slots' arrays, for a checkpoint (copies)."""
+        n = self.size
+        return {
+            name: getattr(self, name)[:n].copy()
+            for name in ("obs", "action", "reward", "next_obs", "discount")
+        }
+
+    def load_arrays(self, arrays: dict, size: int, pos: int) -> None:
+        """Restore what ``state_arrays`` returned (arrays may be tensors)."""
+        for name in ("obs", "action", "reward", "next_obs", "discount"):
+            getattr(self, name)[:size] = np.asarray(arrays[name])
+        self.size, self.pos = int(size), int(pos)
