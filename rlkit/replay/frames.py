@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rlkit.replay.storage import write_fields_and_advance
+
 
 def frame_pool_size(capacity: int, stack: int) -> int:
     """Frames in the pool of a ``FrameStackStorage`` of ``capacity`` transitions."""
@@ -80,6 +82,7 @@ class FrameStackStorage:
         self._free = list(range(pool - 1, -1, -1))  # a stack: pop() gives the lowest id
         self._by_hash: dict[int, int] = {}  # content hash -> id of a live frame
         self.evicted: list[int] = []  # slots evicted since take_evicted()
+        self._hash_of: list[int] = [0] * pool  # content hash of each live frame
 
     @property
     def nbytes(self) -> int:
@@ -110,6 +113,7 @@ class FrameStackStorage:
             fid = self._free.pop()
             self.frames[fid] = frame
             self._by_hash[key] = fid
+            self._hash_of[fid] = key
         self.refcount[fid] += 1
         return fid
 
@@ -117,7 +121,7 @@ class FrameStackStorage:
         for fid in ids.tolist():
             self.refcount[fid] -= 1
             if self.refcount[fid] == 0:
-                key = hash(self.frames[fid].tobytes())
+                key = self._hash_of[fid]
                 if self._by_hash.get(key) == fid:
                     del self._by_hash[key]
                 self._free.append(fid)
@@ -158,13 +162,7 @@ class FrameStackStorage:
         self.obs_ids[i] = [self._acquire(f) for f in obs]
         self.next_ids[i] = [self._acquire(f) for f in next_obs]
         self.dead[i] = False
-        self.action[i] = action
-        self.reward[i] = reward
-        self.discount[i] = discount
-        self.pos = i + 1 if i + 1 < self.capacity else 0
-        if self.size < self.capacity:
-            self.size += 1
-        return i
+        return write_fields_and_advance(self, i, action, reward, discount)
 
     def add_many(self, obs, action, reward, next_obs, discount) -> np.ndarray:
         """``add_one`` for each of ``n`` transitions in order; returns their slots."""
@@ -235,7 +233,8 @@ class FrameStackStorage:
         np.add.at(self.refcount, self.obs_ids[:n][live].ravel(), 1)
         np.add.at(self.refcount, self.next_ids[:n][live].ravel(), 1)
         self._free = [f for f in range(len(self.frames) - 1, -1, -1) if self.refcount[f] == 0]
-        self._by_hash = {
-            hash(self.frames[f].tobytes()): f for f in np.flatnonzero(self.refcount).tolist()
-        }
+        self._by_hash = {}
+        for f in np.flatnonzero(self.refcount).tolist():
+            self._hash_of[f] = hash(self.frames[f].tobytes())
+            self._by_hash[self._hash_of[f]] = f
         self.evicted = []
