@@ -15,13 +15,14 @@ import torch
 
 from rlkit.collector import Collector, EpsilonGreedy
 from rlkit.config import Config, ConfigError
-from rlkit.envs import make_vec_env, space_info
+from rlkit.envs import AtariOptions, make_vec_env, space_info
 from rlkit.evaluate import EvalResult, evaluate
 from rlkit.learner import DQNLearner
 from rlkit.logging import Logger
 from rlkit.nn import QNetwork
 from rlkit.nn.plain_mlp import NumpyGreedy
 from rlkit.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
+from rlkit.replay.frames import frame_storage_bytes
 from rlkit.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
 from rlkit.trainer import Cadence, Trainer
 
@@ -77,9 +78,17 @@ def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLea
     )
 
 
+def dedup_frames(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> bool:
+    """Whether replay stores frames once: uint8 frame stacks and ``replay.dedup_frames``."""
+    return config.replay.dedup_frames and len(obs_shape) == 3 and np.dtype(obs_dtype) == np.uint8
+
+
 def replay_bytes(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> int:
     """Estimated bytes of the replay arrays (obs, next_obs, action, reward, discount, tree)."""
     capacity = config.replay.capacity
+    if dedup_frames(config, obs_shape, obs_dtype):
+        tree = 2 * (1 << max(capacity - 1, 1).bit_length()) * 8 if config.replay.prioritized else 0
+        return frame_storage_bytes(capacity, obs_shape) + tree
     obs_bytes = int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
     per_item = 2 * obs_bytes + 8 + 4 + 4
     tree = 2 * (1 << max(capacity - 1, 1).bit_length()) * 8 if config.replay.prioritized else 0
@@ -122,11 +131,21 @@ def build_replay(
 ) -> ReplayBuffer:
     check_replay_fits(config, obs_shape, obs_dtype)
     r = config.replay
+    dedup = dedup_frames(config, obs_shape, obs_dtype)
     if r.prioritized:
         return PrioritizedReplayBuffer(
-            r.capacity, obs_shape, obs_dtype, alpha=r.alpha, eps=r.eps, device=device, seed=seed
+            r.capacity,
+            obs_shape,
+            obs_dtype,
+            alpha=r.alpha,
+            eps=r.eps,
+            device=device,
+            seed=seed,
+            dedup_frames=dedup,
         )
-    return ReplayBuffer(r.capacity, obs_shape, obs_dtype, device=device, seed=seed)
+    return ReplayBuffer(
+        r.capacity, obs_shape, obs_dtype, device=device, seed=seed, dedup_frames=dedup
+    )
 
 
 def build_epsilon(config: Config) -> Schedule:
@@ -164,7 +183,16 @@ def build_cadence(config: Config) -> Cadence:
 
 def make_envs(config: Config, num_envs: int) -> gym.vector.VectorEnv:
     e = config.env
-    return make_vec_env(e.id, num_envs, max_episode_steps=e.max_episode_steps, kwargs=e.kwargs)
+    atari = AtariOptions(
+        frame_skip=e.frame_skip,
+        frame_stack=e.frame_stack,
+        noop_max=e.noop_max,
+        terminal_on_life_loss=e.terminal_on_life_loss,
+        sticky_actions=e.sticky_actions,
+    )
+    return make_vec_env(
+        e.id, num_envs, max_episode_steps=e.max_episode_steps, kwargs=e.kwargs, atari=atari
+    )
 
 
 @dataclass
@@ -242,6 +270,7 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
         seed=t.seed,
         sample_phase_together=not config.replay.prioritized,
         progress=progress,
+        learn_reward=np.sign if config.env.clip_rewards else None,
     )
     return Components(
         config, device, envs, eval_envs, network, learner, replay, nstep, trainer, eval_rng

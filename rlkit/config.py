@@ -33,6 +33,18 @@ class EnvConfig:
     max_episode_steps: int | None = None
     #: extra keyword arguments for gymnasium.make (e.g. {continuous: false}).
     kwargs: dict = field(default_factory=dict)
+    #: learn from sign(reward) (Atari); returns are still reported unclipped.
+    clip_rewards: bool = False
+    #: Atari (ALE/ ids): frames each agent step repeats its action (>= 1; max-pooled over the last two).
+    frame_skip: int = 4
+    #: Atari: 84x84 grayscale frames per observation (>= 1).
+    frame_stack: int = 4
+    #: Atari: at most this many no-op actions after a reset (>= 0).
+    noop_max: int = 30
+    #: Atari: a lost life ends the episode for learning (the game goes on).
+    terminal_on_life_loss: bool = False
+    #: Atari: probability of repeating the previous action (sticky actions, Machado et al. 2018), in [0, 1].
+    sticky_actions: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,8 @@ class NetworkConfig:
     v_min: float = -10.0
     #: largest return on the C51 support (> v_min).
     v_max: float = 10.0
-    #: feature extractor: auto (MLP for vectors, Nature CNN for images), mlp or nature_cnn.
-    torso: Literal["auto", "mlp", "nature_cnn"] = "auto"
+    #: feature extractor: auto (MLP for vectors, Nature CNN for images >= 36 px, MinAtar CNN below), mlp, nature_cnn or minatar_cnn.
+    torso: Literal["auto", "mlp", "nature_cnn", "minatar_cnn"] = "auto"
     #: hidden width inside each head stream (0 = none; None = 512 for the CNN, 0 for the MLP).
     head_hidden: int | None = None
 
@@ -99,6 +111,8 @@ class ReplayConfig:
     n_step: int = 3
     #: keep replay contents in checkpoints (false = resume restarts with an empty buffer).
     save_in_checkpoint: bool = True
+    #: uint8 frame-stack observations [S, H, W] (Atari): store each distinct frame once (~1 frame per transition).
+    dedup_frames: bool = True
 
 
 @dataclass(frozen=True)
@@ -336,6 +350,15 @@ def _check(cond: bool, key: str, message: str, value: Any) -> None:
 def validate(c: Config) -> None:
     """Range checks; raises ConfigError naming the first offending key."""
     _check(c.env.num_envs >= 1, "env.num_envs", "must be >= 1", c.env.num_envs)
+    _check(c.env.frame_skip >= 1, "env.frame_skip", "must be >= 1", c.env.frame_skip)
+    _check(c.env.frame_stack >= 1, "env.frame_stack", "must be >= 1", c.env.frame_stack)
+    _check(c.env.noop_max >= 0, "env.noop_max", "must be >= 0", c.env.noop_max)
+    _check(
+        0.0 <= c.env.sticky_actions <= 1.0,
+        "env.sticky_actions",
+        "must be in [0, 1]",
+        c.env.sticky_actions,
+    )
     if c.env.max_episode_steps is not None:
         _check(
             c.env.max_episode_steps >= 1,

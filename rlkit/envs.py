@@ -9,6 +9,7 @@ real transition for every env. The collector also handles NEXT_STEP vector envs.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -20,8 +21,56 @@ class EnvError(ValueError):
     """A user-facing environment problem (unknown id, unsupported spaces, missing extra)."""
 
 
+# Third-party suites: id prefix -> (extra that installs it, registration function).
+def _register_ale() -> None:
+    import ale_py
+
+    gym.register_envs(ale_py)
+
+
+def _register_minatar() -> None:
+    import logging
+
+    logging.disable(logging.WARNING)  # MinAtar warns at import when seaborn is missing
+    try:
+        import minatar.gym as minatar_gym
+    finally:
+        logging.disable(logging.NOTSET)
+    if not any(k.startswith("MinAtar/") for k in gym.registry):
+        minatar_gym.register_envs()
+
+
+SUITES: dict[str, tuple[str, Any]] = {
+    "ALE/": ("atari", _register_ale),
+    "MinAtar/": ("minatar", _register_minatar),
+}
+
+
+def suite_of(env_id: str) -> str | None:
+    """The extra ("atari", "minatar") an env id belongs to, or None for Gymnasium's own."""
+    for prefix, (extra, _) in SUITES.items():
+        if env_id.startswith(prefix):
+            return extra
+    return None
+
+
+def ensure_registered(env_id: str) -> None:
+    """Register the third-party suite of ``env_id`` with Gymnasium (explicitly, as
+    Gymnasium >= 1.0 requires); EnvError naming the extra when it is not installed."""
+    for prefix, (extra, register) in SUITES.items():
+        if env_id.startswith(prefix):
+            try:
+                register()
+            except ImportError as exc:
+                raise EnvError(
+                    f"env.id {env_id!r} needs the {extra} extra: pip install 'rlkit[{extra}]' "
+                    f"({exc})"
+                ) from exc
+
+
 def check_env_id(env_id: str) -> None:
     """Raise EnvError naming close matches when ``env_id`` is not registered."""
+    ensure_registered(env_id)
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
@@ -29,9 +78,60 @@ def check_env_id(env_id: str) -> None:
     raise EnvError(f"env.id: unknown Gymnasium environment {env_id!r}{hint}")
 
 
-def _make_one(env_id: str, max_episode_steps: int | None, kwargs: dict[str, Any]) -> gym.Env:
+@dataclass(frozen=True)
+class AtariOptions:
+    """Atari preprocessing (Mnih et al. 2015; Machado et al. 2018)."""
+
+    frame_skip: int = 4  # env steps are agent steps: each repeats the action frame_skip times
+    frame_stack: int = 4  # observations stack this many 84x84 frames: [stack, 84, 84] uint8
+    noop_max: int = 30  # up to this many no-op actions after each reset
+    screen_size: int = 84
+    terminal_on_life_loss: bool = False
+    sticky_actions: float = 0.25  # probability of repeating the previous action
+
+
+class MinAtarObservation(gym.ObservationWrapper):
+    """MinAtar's [10, 10, C] bool grid as channels-first float32 [C, 10, 10]."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        h, w, c = env.observation_space.shape
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (c, h, w), np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(observation, -1, 0), dtype=np.float32)
+
+
+def _make_one(
+    env_id: str,
+    max_episode_steps: int | None,
+    kwargs: dict[str, Any],
+    atari: AtariOptions | None = None,
+) -> gym.Env:
+    suite = suite_of(env_id)
     try:
-        return gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
+        if suite == "atari":
+            options = atari or AtariOptions()
+            env = gym.make(
+                env_id,
+                frameskip=1,  # AtariPreprocessing skips (and max-pools the last two frames)
+                repeat_action_probability=options.sticky_actions,
+                **kwargs,
+            )
+            env = gym.wrappers.AtariPreprocessing(
+                env,
+                noop_max=options.noop_max,
+                frame_skip=options.frame_skip,
+                screen_size=options.screen_size,
+                terminal_on_life_loss=options.terminal_on_life_loss,
+                grayscale_obs=True,
+                scale_obs=False,
+            )
+            if max_episode_steps is not None:  # in agent steps, not frames
+                env = gym.wrappers.TimeLimit(env, max_episode_steps)
+            return gym.wrappers.FrameStackObservation(env, options.frame_stack)
+        env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
+        return MinAtarObservation(env) if suite == "minatar" else env
     except gym.error.DependencyNotInstalled as exc:
         raise EnvError(f"env.id {env_id!r} needs an extra dependency: {exc}") from exc
     except TypeError as exc:
@@ -44,16 +144,19 @@ def make_vec_env(
     *,
     max_episode_steps: int | None = None,
     kwargs: dict[str, Any] | None = None,
+    atari: AtariOptions | None = None,
 ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id`` in a SyncVectorEnv with SAME_STEP autoreset.
 
-    Raises EnvError for an unknown id or a non-discrete action space (DQN needs one).
+    ALE ids ("ALE/Pong-v5") get the Atari preprocessing of ``atari`` (uint8 frame stacks
+    [stack, 84, 84]); MinAtar ids ("MinAtar/Breakout-v1") channels-first float grids.
+    Raises EnvError for an unknown id, a missing extra or a non-discrete action space.
     """
     check_env_id(env_id)
     kwargs = dict(kwargs or {})
-    probe = _make_one(env_id, max_episode_steps, kwargs)
+    probe = _make_one(env_id, max_episode_steps, kwargs, atari)
     check_spaces(env_id, probe.observation_space, probe.action_space)
-    fns = [lambda: _make_one(env_id, max_episode_steps, kwargs) for _ in range(num_envs - 1)]
+    fns = [lambda: _make_one(env_id, max_episode_steps, kwargs, atari) for _ in range(num_envs - 1)]
     envs = gym.vector.SyncVectorEnv([lambda: probe, *fns], autoreset_mode=AutoresetMode.SAME_STEP)
     return envs
 

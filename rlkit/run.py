@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from rlkit import checkpoint as ckpt
-from rlkit.build import Components, build, build_network, check_replay_fits, make_envs
+from rlkit.build import (
+    Components,
+    build,
+    build_network,
+    check_replay_fits,
+    make_envs,
+    replay_bytes,
+)
 from rlkit.config import Config, dump_config, from_dict, read_yaml, to_dict
 from rlkit.envs import space_info
 from rlkit.evaluate import EvalResult, evaluate
@@ -64,15 +71,16 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
 
 
-def check_env(config: Config) -> None:
+def check_env(config: Config) -> int:
     """Raise EnvError now for an unknown env id or unsupported spaces, and ConfigError
-    for a replay buffer that would not fit in memory."""
+    for a replay buffer that would not fit in memory; returns the replay's estimated bytes."""
     envs = make_envs(config, 1)
     try:
         obs_shape, obs_dtype, _ = space_info(envs)
     finally:
         envs.close()
     check_replay_fits(config, obs_shape, obs_dtype)
+    return replay_bytes(config, obs_shape, obs_dtype)
 
 
 # ---------------------------------------------------------------- checkpoint state
@@ -331,7 +339,11 @@ def train(
     dropped from metrics.jsonl and TensorBoard, so no point appears twice.
     """
     stream = stream if stream is not None else sys.stdout
-    check_env(config)  # fail on a bad env before anything is written
+    replay_need = check_env(config)  # fail on a bad env before anything is written
+    stream.write(
+        f"replay: {config.replay.capacity} transitions, {replay_need / 2**20:.1f} MiB "
+        "(estimated before allocation)\n"
+    )
     start_state: dict[str, Any] | None = None
     start_steps = 0
     if resume:

@@ -126,9 +126,12 @@ class Trainer:
         seed: int | None = None,
         sample_phase_together: bool = False,
         progress: Callable[[int], None] | None = None,
+        learn_reward: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         """``sample_phase_together`` (uniform replay only) draws a training phase's
-        batches at once; ``progress(env_steps)`` is called after every vector step."""
+        batches at once; ``progress(env_steps)`` is called after every vector step;
+        ``learn_reward`` maps the env's rewards [N] to the ones stored for learning (e.g.
+        ``np.sign`` for Atari); episode returns are always the env's own."""
         self.collector = collector
         self.nstep = nstep
         self.replay = replay
@@ -141,6 +144,7 @@ class Trainer:
         self.checkpoint_fn = checkpoint
         self.seed = seed
         self.progress = progress
+        self.learn_reward = learn_reward
         self._train_phase = (
             self._train_phase_together if sample_phase_together else self._train_phase_sequential
         )
@@ -246,10 +250,11 @@ class Trainer:
             if noisy_warmup and counters.updates == 0:
                 self.learner.online.reset_noise()
             out = collector.step(self.epsilon.value(before))
+            reward = out.reward if self.learn_reward is None else self.learn_reward(out.reward)
             finished = nstep.push(
                 out.obs,
                 out.action,
-                out.reward,
+                reward,
                 out.next_obs,
                 out.terminated,
                 out.truncated,

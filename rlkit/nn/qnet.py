@@ -11,9 +11,9 @@ from torch import nn
 
 from rlkit.nn.heads import DuelingHead, LinearHead
 from rlkit.nn.noisy import NoisyLinear
-from rlkit.nn.torsos import MLPTorso, NatureCNNTorso
+from rlkit.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
 
-TORSOS = ("auto", "mlp", "nature_cnn")
+TORSOS = ("auto", "mlp", "nature_cnn", "minatar_cnn")
 
 
 class QNetwork(nn.Module):
@@ -21,7 +21,7 @@ class QNetwork(nn.Module):
 
     Args:
         obs_shape: observation shape; vectors use the MLP torso, images ([C, H, W]) the
-            Nature CNN (``torso="auto"``).
+            Nature CNN, or the MinAtar CNN below 36 pixels (``torso="auto"``).
         num_actions: number of discrete actions ``A``.
         hidden_sizes: widths of the MLP torso's hidden layers.
         dueling: dueling head (``Q = V + A - mean A``) instead of a linear one.
@@ -32,9 +32,10 @@ class QNetwork(nn.Module):
         atoms: ``Z``; 1 gives scalar Q-values, ``> 1`` a C51 head over
             ``torch.linspace(v_min, v_max, atoms)``.
         sigma0: initial noise scale of noisy layers.
-        torso: ``"auto"``, ``"mlp"`` or ``"nature_cnn"``.
+        torso: ``"auto"``, ``"mlp"``, ``"nature_cnn"`` or ``"minatar_cnn"``.
         head_hidden: width of a hidden layer in each head stream (0 = none). Defaults:
-            512 for the Nature CNN (the DQN/Rainbow fully connected layer), 0 for the MLP.
+            512 for the Nature CNN (the DQN/Rainbow fully connected layer), 128 for the
+            MinAtar CNN, 0 for the MLP.
 
     ``forward(obs)`` returns Q-values [B, A] in every case. Distributional nets also give
     ``log_probs(obs)`` [B, A, Z]. uint8 observations are scaled by 1/255 on the device.
@@ -68,13 +69,21 @@ class QNetwork(nn.Module):
         self.dueling, self.noisy = dueling, noisy
         linear = partial(NoisyLinear, sigma0=sigma0) if noisy else nn.Linear
         if torso == "auto":
-            torso = "nature_cnn" if len(self.obs_shape) == 3 else "mlp"
+            if len(self.obs_shape) != 3:
+                torso = "mlp"
+            else:  # the Nature CNN needs >= 36 px; MinAtar's 10x10 grids get its own net
+                torso = "nature_cnn" if min(self.obs_shape[1:]) >= 36 else "minatar_cnn"
         if torso == "nature_cnn":
             self.torso: nn.Module = NatureCNNTorso(self.obs_shape)
             head_hidden = 512 if head_hidden is None else head_hidden
+        elif torso == "minatar_cnn":
+            self.torso = MinAtarTorso(self.obs_shape)
+            head_hidden = 128 if head_hidden is None else head_hidden
         else:
             self.torso = MLPTorso(math.prod(self.obs_shape), hidden_sizes, nn.Linear)
             head_hidden = 0 if head_hidden is None else head_hidden
+        if torso != "mlp":
+            self.torso.to(memory_format=torch.channels_last)
         head_cls = DuelingHead if dueling else LinearHead
         self.head = head_cls(
             self.torso.out_features, self.num_actions, self.atoms, head_hidden, linear
@@ -94,6 +103,8 @@ class QNetwork(nn.Module):
             obs = obs.float().div_(255.0)
         elif obs.dtype != torch.float32:
             obs = obs.float()
+        if obs.dim() == 4:  # convolutions run faster on channels-last tensors (CPU and GPU)
+            obs = obs.contiguous(memory_format=torch.channels_last)
         return self.head(self.torso(obs))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -115,7 +126,19 @@ class QNetwork(nn.Module):
         q_BA = (log_probs_BAZ.exp() * self.support).sum(dim=2)
         return q_BA, log_probs_BAZ
 
+    @torch.no_grad()
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        """Resample the noise of every noisy layer (no-op for plain networks)."""
-        for layer in self._noisy_layers:
-            layer.reset_noise(generator)
+        """Resample the noise of every noisy layer (no-op for plain networks).
+
+        The same distribution as calling ``NoisyLinear.reset_noise`` on each layer, drawn
+        in one call: ``f(x) = sgn(x) sqrt(|x|)`` of one standard normal vector, split
+        into every layer's ``eps_in`` and ``eps_out`` (a few ops instead of ~12 per layer).
+        """
+        if not self._noisy_layers:
+            return
+        buffers = [b for layer in self._noisy_layers for b in (layer.eps_in, layer.eps_out)]
+        x = torch.randn(
+            sum(b.numel() for b in buffers), device=buffers[0].device, generator=generator
+        )
+        noise = x.abs().sqrt_().mul_(x.sign())
+        torch._foreach_copy_(buffers, list(noise.split([b.numel() for b in buffers])))

@@ -56,3 +56,20 @@ class NatureCNNTorso(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class MinAtarTorso(nn.Module):
+    """The MinAtar paper's network body (Young & Tian 2019): one 16x3x3 convolution
+    (stride 1) and ReLU on the [C, 10, 10] grid, flattened ([B, 1024] for 10x10). The
+    128-unit fully connected layer belongs to the head (``head_hidden``)."""
+
+    def __init__(self, obs_shape: Sequence[int]):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(obs_shape[0], 16, kernel_size=3, stride=1), nn.ReLU(), nn.Flatten()
+        )
+        with torch.no_grad():
+            self.out_features = int(self.net(torch.zeros(1, *obs_shape)).shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

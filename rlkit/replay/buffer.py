@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlkit.replay.frames import FrameStackStorage
 from rlkit.replay.storage import RingStorage
 from rlkit.replay.sum_tree import SumTree
 from rlkit.types import Batch, Transition
@@ -35,6 +36,8 @@ class ReplayBuffer:
         obs_dtype: storage dtype of observations (``np.uint8`` for frames).
         device: torch device of the sampled ``Batch`` tensors.
         seed: seed of the numpy Generator used for sampling.
+        dedup_frames: store uint8 frame stacks [S, H, W] with each distinct frame once
+            (``rlkit.replay.frames.FrameStackStorage``, ~1 frame per transition).
     """
 
     def __init__(
@@ -44,8 +47,10 @@ class ReplayBuffer:
         obs_dtype: np.dtype | type = np.float32,
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        dedup_frames: bool = False,
     ) -> None:
-        self._storage = RingStorage(capacity, obs_shape, obs_dtype)
+        storage_cls = FrameStackStorage if dedup_frames else RingStorage
+        self._storage = storage_cls(capacity, obs_shape, obs_dtype)
         self._obs_ndim = len(self._storage.obs_shape)
         self.device = torch.device(device)
         self._to_tensor = _tensor_converter(self.device)
@@ -54,7 +59,7 @@ class ReplayBuffer:
     # ------------------------------------------------------------------ size
     def __len__(self) -> int:
         """Number of transitions stored (at most ``capacity``)."""
-        return self._storage.size
+        return self._storage.size - getattr(self._storage, "num_dead", 0)
 
     @property
     def capacity(self) -> int:
@@ -116,6 +121,13 @@ class ReplayBuffer:
         if n == 0:
             raise ValueError("cannot sample from an empty replay buffer: add transitions first")
         indices = self._rng.integers(0, n, size=batch_size, dtype=np.int64)
+        if getattr(self._storage, "num_dead", 0):  # frame replay evicted some slots early
+            if self._storage.num_dead >= n:
+                raise ValueError("cannot sample: every stored transition was evicted")
+            dead = self._storage.dead[indices]
+            while dead.any():
+                indices[dead] = self._rng.integers(0, n, size=int(dead.sum()), dtype=np.int64)
+                dead = self._storage.dead[indices]
         return self._batch(indices, np.ones(batch_size, dtype=np.float32))
 
     def _batch(self, indices: np.ndarray, weights: np.ndarray) -> Batch:
@@ -137,23 +149,15 @@ class ReplayBuffer:
         """Contents and sampling state as CPU tensors and plain Python values (loadable
         with ``torch.load(weights_only=True)``)."""
         st = self._storage
-        n = st.size  # slots [0, n) are the filled ones
-
-        def t(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a[:n].copy())
-
-        return {
+        state: dict[str, Any] = {
             "capacity": st.capacity,
             "obs_shape": list(st.obs_shape),
-            "size": n,
+            "size": st.size,  # slots [0, size) are the filled ones
             "pos": st.pos,
-            "obs": t(st.obs),
-            "action": t(st.action),
-            "reward": t(st.reward),
-            "next_obs": t(st.next_obs),
-            "discount": t(st.discount),
             "rng": self._rng.bit_generator.state,
         }
+        state.update({k: torch.from_numpy(v) for k, v in st.state_arrays().items()})
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` saved into a buffer of the same capacity and shape."""
@@ -161,11 +165,7 @@ class ReplayBuffer:
         for key, mine in (("capacity", st.capacity), ("obs_shape", list(st.obs_shape))):
             if list(np.atleast_1d(state[key])) != list(np.atleast_1d(mine)):
                 raise ValueError(f"replay state has {key}={state[key]} but this buffer has {mine}")
-        n = int(state["size"])
-        for name in ("obs", "action", "reward", "next_obs", "discount"):
-            getattr(st, name)[:n] = np.asarray(state[name])
-        st.size = n
-        st.pos = int(state["pos"])
+        st.load_arrays(state, int(state["size"]), int(state["pos"]))
         self._rng.bit_generator.state = state["rng"]
 
     # hooks for subclasses, called with the slot(s) just written
@@ -209,8 +209,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         device: str | torch.device = "cpu",
         seed: int | None = None,
         backend: str = "auto",
+        dedup_frames: bool = False,
     ) -> None:
-        super().__init__(capacity, obs_shape, obs_dtype, device=device, seed=seed)
+        super().__init__(
+            capacity, obs_shape, obs_dtype, device=device, seed=seed, dedup_frames=dedup_frames
+        )
         if alpha < 0:
             raise ValueError(f"PrioritizedReplayBuffer alpha must be >= 0, got {alpha}")
         if eps < 0:
@@ -261,6 +264,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         n = self._storage.size
         if n < self._storage.capacity and indices.size and indices.max() >= n:
             raise IndexError(f"update_priorities: slot {indices.max()} is not filled (size {n})")
+        if getattr(self._storage, "num_dead", 0):
+            p[self._storage.dead[indices]] = 0.0  # evicted since it was sampled
         self._tree.update(indices, p)
         if p.size:
             top = float(p.max())
@@ -282,6 +287,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def _added_one(self, slot: int) -> None:
         self._tree.update_one(slot, self._max_priority)
+        self._zero_evicted()
 
     def _added_many(self, slots: np.ndarray) -> None:
         self._tree.update(slots, self._max_priority)
+        self._zero_evicted()
+
+    def _zero_evicted(self) -> None:
+        """Frame replay may evict old slots early: they must never be sampled."""
+        take = getattr(self._storage, "take_evicted", None)
+        if take is not None:
+            evicted = take()
+            if evicted:
+                self._tree.update(np.asarray(evicted, dtype=np.int64), 0.0)

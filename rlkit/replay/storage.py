@@ -7,6 +7,17 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def write_fields_and_advance(storage, i: int, action, reward, discount) -> int:
+    """Write slot ``i``'s action, reward and discount, advance the ring; returns ``i``."""
+    storage.action[i] = action
+    storage.reward[i] = reward
+    storage.discount[i] = discount
+    storage.pos = i + 1 if i + 1 < storage.capacity else 0
+    if storage.size < storage.capacity:
+        storage.size += 1
+    return i
+
+
 class RingStorage:
     """Fixed-size numpy arrays written as a ring: the oldest transition is overwritten first.
 
@@ -42,13 +53,7 @@ class RingStorage:
         i = self.pos
         self.obs[i] = obs
         self.next_obs[i] = next_obs
-        self.action[i] = action
-        self.reward[i] = reward
-        self.discount[i] = discount
-        self.pos = i + 1 if i + 1 < self.capacity else 0
-        if self.size < self.capacity:
-            self.size += 1
-        return i
+        return write_fields_and_advance(self, i, action, reward, discount)
 
     def add_many(self, obs, action, reward, next_obs, discount) -> np.ndarray:
         """Write ``n`` transitions (leading dimension) in order; returns their [n] slots.
@@ -89,3 +94,17 @@ class RingStorage:
             self.next_obs.take(indices, axis=0),
             self.discount.take(indices),
         )
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The filled slots' arrays, for a checkpoint (copies)."""
+        n = self.size
+        return {
+            name: getattr(self, name)[:n].copy()
+            for name in ("obs", "action", "reward", "next_obs", "discount")
+        }
+
+    def load_arrays(self, arrays: dict, size: int, pos: int) -> None:
+        """Restore what ``state_arrays`` returned (arrays may be tensors)."""
+        for name in ("obs", "action", "reward", "next_obs", "discount"):
+            getattr(self, name)[:size] = np.asarray(arrays[name])
+        self.size, self.pos = int(size), int(pos)

@@ -251,7 +251,7 @@ def test_train_writes_checkpoints(trained):
     assert all(re.fullmatch(r"ckpt_\d{12}\.pt", name) for name in files), files
     assert files[-1] == f"ckpt_{TOTAL_STEPS:012d}.pt"
     state = load_checkpoint(ckpt_dir / files[-1])
-    assert state["counters"]["env_steps"] == TOTAL_STEPS
+    assert state["env_steps"] == state["trainer"]["counters"]["env_steps"] == TOTAL_STEPS
     assert state["config"] == to_dict(load_config(trained.path / "config.yaml"))
     assert state["learner"]["online"], "no network weights in the checkpoint"
 

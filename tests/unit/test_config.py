@@ -114,3 +114,31 @@ def test_yaml_is_loaded_safely(tmp_path):
     )
     with pytest.raises(ConfigError, match="malformed YAML"):
         load_config(evil)
+
+
+def test_pixel_configs_load_with_the_papers_hyperparameters():
+    for path in sorted([*CONFIGS.glob("atari/*.yaml"), *CONFIGS.glob("minatar/*.yaml")]):
+        config = load_config(path)
+        assert config.env.id.startswith(("ALE/", "MinAtar/")), path
+    r = load_config(CONFIGS / "atari" / "rainbow.yaml")
+    assert (r.learner.lr, r.learner.adam_eps, r.learner.batch_size) == (6.25e-5, 1.5e-4, 32)
+    assert (r.replay.n_step, r.replay.alpha, r.replay.beta_start, r.replay.capacity) == (
+        3,
+        0.5,
+        0.4,
+        1_000_000,
+    )
+    assert (r.network.sigma0, r.network.atoms, r.network.v_min, r.network.v_max) == (
+        0.5,
+        51,
+        -10.0,
+        10.0,
+    )
+    frames = r.env.frame_skip  # step counts are agent steps of 4 frames
+    assert r.learner.target_update_period * frames == 32_000
+    assert r.trainer.learning_starts * frames == 80_000
+    assert (r.trainer.train_every, r.env.clip_rewards, r.env.frame_stack) == (4, True, 4)
+    der = load_config(CONFIGS / "atari" / "der_100k.yaml")
+    assert (der.trainer.total_steps, der.replay.n_step, der.trainer.train_every) == (100_000, 20, 1)
+    minatar = load_config(CONFIGS / "minatar" / "seaquest.yaml")
+    assert minatar.env.id == "MinAtar/Seaquest-v1" and minatar.network.torso == "minatar_cnn"

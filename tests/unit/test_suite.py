@@ -239,6 +239,12 @@ def test_shipped_suites_change_only_their_switches():
         5000,
     )
 
+    # (train_every, updates_per_train, epsilon_end, epsilon_steps, lr): td_base's for
+    # CartPole; the SB3 zoo's Acrobot settings via the suite's env `set:` for Acrobot.
+    cadence = {
+        "cartpole_td": (1, 1, 0.05, 10000, 2.3e-3),
+        "acrobot_td": (4, 4, 0.1, 12000, 6.3e-4),
+    }
     for suite_name, env_id in (("cartpole_td", "CartPole-v1"), ("acrobot_td", "Acrobot-v1")):
         suite = load_suite(ABLATIONS / f"{suite_name}.yaml")
         assert suite.seeds == (0, 1, 2, 3, 4)
@@ -254,11 +260,11 @@ def test_shipped_suites_change_only_their_switches():
         }
         for config in trio.values():
             assert config.env.id == env_id
-            t = config.trainer
-            assert (t.train_every, t.updates_per_train, t.total_steps) == (1, 1, 50000)
-            assert config.replay.capacity == 50000
-            e = config.exploration
-            assert (e.epsilon_start, e.epsilon_end, e.epsilon_steps) == (1.0, 0.05, 10000)
+            t, e = config.trainer, config.exploration
+            every, updates, eps_end, eps_steps, lr = cadence[suite_name]
+            assert (t.train_every, t.updates_per_train, t.total_steps) == (every, updates, 50000)
+            assert config.replay.capacity == 50000 and config.learner.lr == lr
+            assert (e.epsilon_start, e.epsilon_end, e.epsilon_steps) == (1.0, eps_end, eps_steps)
         ref = trio["q_learning_target"]
         assert {d.split(":")[0] for d in config_diff(trio["q_learning"], ref)} == {
             "learner.target_update_period"

@@ -1,0 +1,240 @@
+"""Replay storage for stacked frames that keeps each distinct frame once.
+
+An Atari observation is a stack of S frames (4 x 84 x 84 uint8); consecutive
+observations share S - 1 of them, and a transition's ``next_obs`` shares frames with
+later transitions' ``obs``. Storing both stacks verbatim costs 2 S frames per transition;
+``FrameStackStorage`` stores every distinct frame once in a frame pool and each
+transition as 2 S frame ids, rebuilding the stacks when a batch is gathered: about one
+frame (~7 KB) per transition. Frames are matched by content (hash, then a byte-for-byte
+check), so stacks padded at an episode start, n-step windows and several interleaved
+envs all need no bookkeeping from the caller, and a stack never takes a frame from
+another episode: every stack is rebuilt from exactly the frames it was added with.
+
+Frames are reference-counted by the transitions that use them and return to the pool
+when the last such transition is overwritten. The pool holds ``capacity + capacity // 32
++ 64 * S`` frames. Should it run out (frames that repeat far less than Atari's), the
+oldest transitions are dropped early ("evicted") to free theirs; evicted slots are never
+sampled and are reused in ring order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rlkit.replay.storage import write_fields_and_advance
+
+
+def frame_pool_size(capacity: int, stack: int) -> int:
+    """Frames in the pool of a ``FrameStackStorage`` of ``capacity`` transitions."""
+    return int(capacity) + int(capacity) // 32 + 64 * int(stack)
+
+
+def frame_storage_bytes(capacity: int, obs_shape: Sequence[int]) -> int:
+    """Bytes ``FrameStackStorage(capacity, obs_shape)`` allocates (frames + ids + fields)."""
+    stack, frame_bytes = int(obs_shape[0]), int(np.prod(obs_shape[1:]))
+    pool = frame_pool_size(capacity, stack)
+    per_transition = 2 * stack * 4 + 8 + 4 + 4 + 1  # ids, action, reward, discount, dead
+    return pool * (frame_bytes + 4) + capacity * per_transition
+
+
+class FrameStackStorage:
+    """Ring storage of transitions whose observations are uint8 frame stacks [S, H, W].
+
+    The same interface as ``RingStorage`` (``add_one``, ``add_many``, ``gather``,
+    ``capacity``, ``obs_shape``, ``pos``, ``size``, ``nbytes``) plus ``dead`` [C] bool and
+    ``num_dead``: slots evicted early, which samplers must skip.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: Sequence[int],
+        obs_dtype=np.uint8,
+        pool_frames: int | None = None,
+    ) -> None:
+        """``pool_frames``: frames in the pool (default ``frame_pool_size``; >= 2 S)."""
+        if int(capacity) < 1:
+            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+        if len(obs_shape) != 3 or np.dtype(obs_dtype) != np.uint8:
+            raise ValueError(
+                f"frame replay needs uint8 frame stacks [stack, H, W], got {tuple(obs_shape)} "
+                f"{np.dtype(obs_dtype)}"
+            )
+        self.capacity = c = int(capacity)
+        self.obs_shape = tuple(int(d) for d in obs_shape)
+        self.stack = s = self.obs_shape[0]
+        pool = frame_pool_size(c, s) if pool_frames is None else int(pool_frames)
+        if pool < 2 * s:
+            raise ValueError(f"frame pool of {pool} frames cannot hold one transition ({2 * s})")
+        self.frames = np.zeros((pool, *self.obs_shape[1:]), dtype=np.uint8)
+        self.refcount = np.zeros(pool, dtype=np.int32)
+        self.obs_ids = np.zeros((c, s), dtype=np.int32)
+        self.next_ids = np.zeros((c, s), dtype=np.int32)
+        self.action = np.zeros(c, dtype=np.int64)
+        self.reward = np.zeros(c, dtype=np.float32)
+        self.discount = np.zeros(c, dtype=np.float32)
+        self.dead = np.zeros(c, dtype=bool)
+        self.num_dead = 0
+        self.pos = 0
+        self.size = 0
+        self._free = list(range(pool - 1, -1, -1))  # a stack: pop() gives the lowest id
+        self._by_hash: dict[int, int] = {}  # content hash -> id of a live frame
+        self.evicted: list[int] = []  # slots evicted since take_evicted()
+        self._hash_of: list[int] = [0] * pool  # content hash of each live frame
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (
+            self.frames,
+            self.refcount,
+            self.obs_ids,
+            self.next_ids,
+            self.action,
+            self.reward,
+            self.discount,
+            self.dead,
+        )
+        return sum(a.nbytes for a in arrays)
+
+    @property
+    def num_frames(self) -> int:
+        """Distinct frames stored now."""
+        return len(self.frames) - len(self._free)
+
+    # ------------------------------------------------------------------ frames
+    def _acquire(self, frame: np.ndarray) -> int:
+        key = hash(frame.tobytes())
+        fid = self._by_hash.get(key)
+        if fid is None or not np.array_equal(self.frames[fid], frame):
+            if not self._free:
+                self._evict_oldest()
+            fid = self._free.pop()
+            self.frames[fid] = frame
+            self._by_hash[key] = fid
+            self._hash_of[fid] = key
+        self.refcount[fid] += 1
+        return fid
+
+    def _release(self, ids: np.ndarray) -> None:
+        for fid in ids.tolist():
+            self.refcount[fid] -= 1
+            if self.refcount[fid] == 0:
+                key = self._hash_of[fid]
+                if self._by_hash.get(key) == fid:
+                    del self._by_hash[key]
+                self._free.append(fid)
+
+    def _evict_oldest(self) -> int:
+        """Drop the oldest live transition (frame pool exhausted); returns its slot."""
+        start = (self.pos - self.size) % self.capacity
+        for k in range(self.size):
+            slot = (start + k) % self.capacity
+            if not self.dead[slot]:
+                self._release(self.obs_ids[slot])
+                self._release(self.next_ids[slot])
+                self.dead[slot] = True
+                self.num_dead += 1
+                self.evicted.append(slot)
+                return slot
+        raise RuntimeError("frame pool exhausted with no transition left to evict")
+
+    # ------------------------------------------------------------------ ring
+    def add_one(self, obs, action, reward, next_obs, discount) -> int:
+        """Write one transition into the next slot and return that slot."""
+        i = self.pos
+        if i < self.size:  # overwriting: the old transition's frames go first
+            if self.dead[i]:
+                self.dead[i] = False
+                self.num_dead -= 1
+            else:
+                self._release(self.obs_ids[i])
+                self._release(self.next_ids[i])
+        obs = np.asarray(obs)
+        next_obs = np.asarray(next_obs)
+        if obs.shape != self.obs_shape or next_obs.shape != self.obs_shape:
+            raise ValueError(
+                f"frame replay add: expected stacks of shape {self.obs_shape}, got "
+                f"{obs.shape} and {next_obs.shape}"
+            )
+        self.dead[i] = True  # not sampleable (nor evictable) while half written
+        self.obs_ids[i] = [self._acquire(f) for f in obs]
+        self.next_ids[i] = [self._acquire(f) for f in next_obs]
+        self.dead[i] = False
+        return write_fields_and_advance(self, i, action, reward, discount)
+
+    def add_many(self, obs, action, reward, next_obs, discount) -> np.ndarray:
+        """``add_one`` for each of ``n`` transitions in order; returns their slots."""
+        n = len(obs)
+        cols = [np.broadcast_to(np.asarray(a), (n,)) for a in (action, reward, discount)]
+        return np.array(
+            [
+                self.add_one(obs[k], cols[0][k], cols[1][k], next_obs[k], cols[2][k])
+                for k in range(n)
+            ],
+            dtype=np.int64,
+        )
+
+    def gather(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(obs, action, reward, next_obs, discount) of ``indices``, stacks rebuilt."""
+        return (
+            self.frames[self.obs_ids[indices]],
+            self.action.take(indices),
+            self.reward.take(indices),
+            self.frames[self.next_ids[indices]],
+            self.discount.take(indices),
+        )
+
+    def take_evicted(self) -> list[int]:
+        """Slots evicted since the last call (for prioritized replay to zero them)."""
+        out, self.evicted = self.evicted, []
+        return out
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Live transitions and only the frames they use (ids renumbered from 0)."""
+        n = self.size
+        live = ~self.dead[:n]
+        used, inverse = np.unique(
+            np.concatenate([self.obs_ids[:n][live], self.next_ids[:n][live]]), return_inverse=True
+        )
+        remap = np.zeros(len(self.frames), dtype=np.int32)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        obs_ids = np.where(live[:, None], remap[self.obs_ids[:n]], 0)
+        next_ids = np.where(live[:, None], remap[self.next_ids[:n]], 0)
+        return {
+            "frames": self.frames[used],
+            "obs_ids": obs_ids.astype(np.int32),
+            "next_ids": next_ids.astype(np.int32),
+            "action": self.action[:n].copy(),
+            "reward": self.reward[:n].copy(),
+            "discount": self.discount[:n].copy(),
+            "dead": self.dead[:n].copy(),
+        }
+
+    def load_arrays(self, arrays: dict, size: int, pos: int) -> None:
+        """Restore what ``state_arrays`` returned into an empty storage of the same shape."""
+        n, frames = int(size), np.asarray(arrays["frames"])
+        if len(frames) > len(self.frames):
+            raise ValueError(
+                f"replay state holds {len(frames)} frames, the pool {len(self.frames)}"
+            )
+        self.frames[: len(frames)] = frames
+        self.obs_ids[:n] = np.asarray(arrays["obs_ids"])
+        self.next_ids[:n] = np.asarray(arrays["next_ids"])
+        for name in ("action", "reward", "discount", "dead"):
+            getattr(self, name)[:n] = np.asarray(arrays[name])
+        self.dead[n:] = False
+        self.num_dead = int(self.dead[:n].sum())
+        self.size, self.pos = n, int(pos)
+        live = ~self.dead[:n]
+        self.refcount[:] = 0
+        np.add.at(self.refcount, self.obs_ids[:n][live].ravel(), 1)
+        np.add.at(self.refcount, self.next_ids[:n][live].ravel(), 1)
+        self._free = [f for f in range(len(self.frames) - 1, -1, -1) if self.refcount[f] == 0]
+        self._by_hash = {}
+        for f in np.flatnonzero(self.refcount).tolist():
+            self._hash_of[f] = hash(self.frames[f].tobytes())
+            self._by_hash[self._hash_of[f]] = f
+        self.evicted = []

@@ -1,0 +1,116 @@
+"""Pixel environments end to end: tiny Atari (Pong) and MinAtar runs on CPU, and the
+one-line error when an extra is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlkit import envs as rlkit_envs
+from rlkit.checkpoint import list_checkpoints, load_checkpoint
+from rlkit.config import load_config
+from tests.e2e.test_cli import (  # noqa: F401 - _isolated is an autouse fixture
+    _isolated,
+    assert_one_line_error,
+    cli,
+    sets,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TINY = [
+    "trainer.device=cpu",
+    "trainer.total_steps=240",
+    "trainer.learning_starts=100",
+    "trainer.checkpoint_every=0",
+    "learner.batch_size=8",
+    "replay.capacity=1000",
+    "eval.every=0",
+    "eval.episodes=1",
+    "env.max_episode_steps=60",  # agent steps: bounds the evaluation episode
+]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_pong_rainbow_tiny_run(capsys, tmp_path):
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    run_dir = tmp_path / "pong"
+    items = [*TINY, "replay.save_in_checkpoint=true", "network.head_hidden=32"]
+    code, out, err = cli(
+        capsys,
+        "train",
+        str(CONFIGS / "atari" / "pong_rainbow.yaml"),
+        "--run-dir",
+        str(run_dir),
+        *sets(*items),
+    )
+    assert code == 0, err
+    assert "replay: 1000 transitions" in out  # estimated before allocation
+    evals = [r for r in metrics(run_dir) if "eval/return_mean" in r]
+    assert evals and evals[-1]["env_steps"] == 240
+    assert any("train/loss" in r for r in metrics(run_dir))
+    state = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    frames = state["replay"]["frames"]
+    assert frames.dtype == torch.uint8 and tuple(frames.shape[1:]) == (84, 84)
+    stored = int(state["replay"]["size"])
+    assert stored == 240 - 0  # one transition per env step (n-step tails flushed or pending)
+    assert len(frames) < 1.2 * stored  # about one frame per transition, not 8
+    code, out, err = cli(capsys, "eval", str(run_dir), "--episodes", "1")
+    assert code == 0, err and "return:" in out
+
+
+def test_atari_observations_are_preprocessed_frame_stacks():
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from rlkit.build import make_envs
+
+    config = load_config(CONFIGS / "atari" / "pong_rainbow.yaml", ["env.max_episode_steps=5"])
+    envs = make_envs(config, 2)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+    for _ in range(5):
+        obs, reward, terminated, truncated, info = envs.step(np.zeros(2, dtype=np.int64))
+    assert truncated.all() and not terminated.any()  # the limit counts agent steps
+    envs.close()
+
+
+def test_minatar_tiny_run(capsys, tmp_path):
+    pytest.importorskip("minatar")
+    run_dir = tmp_path / "breakout"
+    code, out, err = cli(
+        capsys,
+        "train",
+        str(CONFIGS / "minatar" / "breakout.yaml"),
+        "--run-dir",
+        str(run_dir),
+        *sets(*TINY),
+    )
+    assert code == 0, err
+    config = load_config(run_dir / "config.yaml")
+    assert config.network.torso == "minatar_cnn"
+    assert any("train/loss" in r for r in metrics(run_dir))
+
+
+@pytest.mark.parametrize("prefix, extra", [("ALE/", "atari"), ("MinAtar/", "minatar")])
+def test_missing_extra_is_a_one_line_error_naming_it(capsys, tmp_path, monkeypatch, prefix, extra):
+    def missing() -> None:
+        raise ImportError(f"No module named '{extra}_module'")
+
+    monkeypatch.setitem(rlkit_envs.SUITES, prefix, (extra, missing))
+    env_id = f"{prefix}Pong-v5"
+    code, _, err = cli(
+        capsys,
+        "train",
+        "--run-dir",
+        str(tmp_path / "r"),
+        *sets("trainer.device=cpu", f"env.id={env_id}"),
+    )
+    assert_one_line_error(code, err, env_id, f"needs the {extra} extra", f"rlkit[{extra}]")
+    assert not (tmp_path / "r").exists()
