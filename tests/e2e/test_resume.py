@@ -148,3 +148,17 @@ def test_sigint_stops_cleanly_then_resume_is_identical(tmp_path):
     resumed = rlkit("train", "--resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(ref, run_dir)
+
+
+def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path):
+    run_dir = tmp_path / "terminated"
+    proc = start(run_dir, str(ROOT / "configs" / "cartpole_dqn.yaml"), DQN)
+    wait_for_checkpoint(proc, run_dir, 1000)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"continue with: rlkit train --resume {run_dir}" in out
+    last = list_checkpoints(run_dir / "checkpoints")[-1]
+    steps = int(last.stem.split("_")[1])
+    assert 1000 <= steps < 12000
+    assert load_checkpoint(last)["env_steps"] == steps  # the stop step was checkpointed
