@@ -84,6 +84,8 @@ class NStepAccumulator:
         valid = None if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
         if valid is not None and valid.shape[0] != self.num_envs:
             raise ValueError(f"n-step push: mask must have num_envs={self.num_envs} entries")
+        if self.n == 1:  # every real step is a finished window: no queues needed
+            return self._one_step(obs, action, reward, next_obs, terminated, valid)
         out: list[tuple[np.ndarray, int, float, np.ndarray, float]] = []
         for e, steps in enumerate(self._pending):
             if valid is not None and not valid[e]:
