@@ -34,6 +34,11 @@ TINY = [
 ]
 
 
+def train_tiny(capsys, config: str, run_dir: Path, items: list[str]) -> tuple[int, str, str]:
+    """``rlkit train configs/CONFIG --run-dir RUN_DIR --set ITEMS...`` in-process."""
+    return cli(capsys, "train", str(CONFIGS / config), "--run-dir", str(run_dir), *sets(*items))
+
+
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -43,14 +48,7 @@ def test_pong_rainbow_tiny_run(capsys, tmp_path):
     pytest.importorskip("cv2")
     run_dir = tmp_path / "pong"
     items = [*TINY, "replay.save_in_checkpoint=true", "network.head_hidden=32"]
-    code, out, err = cli(
-        capsys,
-        "train",
-        str(CONFIGS / "atari" / "pong_rainbow.yaml"),
-        "--run-dir",
-        str(run_dir),
-        *sets(*items),
-    )
+    code, out, err = train_tiny(capsys, "atari/pong_rainbow.yaml", run_dir, items)
     assert code == 0, err
     assert "replay: 1000 transitions" in out  # estimated before allocation
     evals = [r for r in metrics(run_dir) if "eval/return_mean" in r]
@@ -84,14 +82,7 @@ def test_atari_observations_are_preprocessed_frame_stacks():
 def test_minatar_tiny_run(capsys, tmp_path):
     pytest.importorskip("minatar")
     run_dir = tmp_path / "breakout"
-    code, out, err = cli(
-        capsys,
-        "train",
-        str(CONFIGS / "minatar" / "breakout.yaml"),
-        "--run-dir",
-        str(run_dir),
-        *sets(*TINY),
-    )
+    code, out, err = train_tiny(capsys, "minatar/breakout.yaml", run_dir, TINY)
     assert code == 0, err
     config = load_config(run_dir / "config.yaml")
     assert config.network.torso == "minatar_cnn"
