@@ -86,12 +86,11 @@ def dedup_frames(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype
 def replay_bytes(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> int:
     """Estimated bytes of the replay arrays (obs, next_obs, action, reward, discount, tree)."""
     capacity = config.replay.capacity
+    tree = 2 * (1 << max(capacity - 1, 1).bit_length()) * 8 if config.replay.prioritized else 0
     if dedup_frames(config, obs_shape, obs_dtype):
-        tree = 2 * (1 << max(capacity - 1, 1).bit_length()) * 8 if config.replay.prioritized else 0
         return frame_storage_bytes(capacity, obs_shape) + tree
     obs_bytes = int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
     per_item = 2 * obs_bytes + 8 + 4 + 4
-    tree = 2 * (1 << max(capacity - 1, 1).bit_length()) * 8 if config.replay.prioritized else 0
     return capacity * per_item + tree
 
 
@@ -110,9 +109,9 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def check_replay_fits(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> None:
-    """ConfigError, before anything is allocated, when the replay arrays would not fit
-    in the memory available now (90% of it)."""
+def check_replay_fits(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> int:
+    """The replay's estimated bytes (``replay_bytes``); ConfigError, before anything is
+    allocated, when they would not fit in the memory available now (90% of it)."""
     need = replay_bytes(config, obs_shape, obs_dtype)
     free = available_memory()
     if free is not None and need > 0.9 * free:
@@ -120,6 +119,7 @@ def check_replay_fits(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.
             f"replay.capacity: {config.replay.capacity} transitions need {_fmt_bytes(need)} "
             f"but only {_fmt_bytes(free)} of memory is available"
         )
+    return need
 
 
 def build_replay(

@@ -31,9 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Every command also accepts --debug after its name (SUPPRESS: the top-level flag's
+    # value stands unless the command's own is given).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
 
     train = sub.add_parser(
         "train",
+        parents=[common],
         help="train an agent from a YAML config",
         description=(
             "Train an agent. Without CONFIG, trains the default Rainbow agent on CartPole-v1 "
@@ -71,12 +78,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --resume: accept a config that differs from the run's saved one",
     )
-    train.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
-    )
 
     ev = sub.add_parser(
         "eval",
+        parents=[common],
         help="run greedy episodes with a trained agent",
         description="Evaluate a run's newest checkpoint (or --checkpoint) greedily; prints mean ± std.",
     )
@@ -91,23 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, help="environment seed for the evaluation episodes")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device (default: the run's)")
-    ev.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
-    )
 
     show = sub.add_parser(
         "config",
+        parents=[common],
         help="print a resolved config",
         description="Print the config that 'rlkit train' would use, after extends: and --set.",
     )
     show.add_argument("config", nargs="?", help="YAML config file (default: the default config)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    show.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
-    )
 
     ablate = sub.add_parser(
         "ablate",
+        parents=[common],
         help="run an ablation suite (variants x envs x seeds) and write its report",
         description=(
             "Train every (variant, env, seed) of a suite file as its own run dir "
@@ -148,12 +149,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: write the report from the runs that have finished",
     )
-    ablate.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
-    )
 
     plot = sub.add_parser(
         "plot",
+        parents=[common],
         help="plot learning curves of run dirs (needs the plot extra)",
         description=(
             "Draw TAG against env steps for each RUN_DIR (one line per run, one subplot per "
@@ -180,9 +179,6 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="TAG",
         help="scalar tag to draw (repeatable; default: eval/return_mean)",
-    )
-    plot.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
     return parser
 

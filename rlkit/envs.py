@@ -46,26 +46,30 @@ SUITES: dict[str, tuple[str, Any]] = {
 }
 
 
+def _suite(env_id: str) -> tuple[str, Any] | None:
+    """(extra, registration function) of the suite ``env_id`` belongs to, if any."""
+    return next((v for prefix, v in SUITES.items() if env_id.startswith(prefix)), None)
+
+
 def suite_of(env_id: str) -> str | None:
     """The extra ("atari", "minatar") an env id belongs to, or None for Gymnasium's own."""
-    for prefix, (extra, _) in SUITES.items():
-        if env_id.startswith(prefix):
-            return extra
-    return None
+    suite = _suite(env_id)
+    return None if suite is None else suite[0]
 
 
 def ensure_registered(env_id: str) -> None:
     """Register the third-party suite of ``env_id`` with Gymnasium (explicitly, as
     Gymnasium >= 1.0 requires); EnvError naming the extra when it is not installed."""
-    for prefix, (extra, register) in SUITES.items():
-        if env_id.startswith(prefix):
-            try:
-                register()
-            except ImportError as exc:
-                raise EnvError(
-                    f"env.id {env_id!r} needs the {extra} extra: pip install 'rlkit[{extra}]' "
-                    f"({exc})"
-                ) from exc
+    suite = _suite(env_id)
+    if suite is None:
+        return
+    extra, register = suite
+    try:
+        register()
+    except ImportError as exc:
+        raise EnvError(
+            f"env.id {env_id!r} needs the {extra} extra: pip install 'rlkit[{extra}]' ({exc})"
+        ) from exc
 
 
 def check_env_id(env_id: str) -> None:
@@ -213,7 +217,7 @@ def _plain_value(value: Any) -> tuple[bool, Any]:
     if isinstance(value, _PLAIN):
         return True, value
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        return True, {"__ndarray__": torch_from_numpy(value)}
+        return True, {"__ndarray__": _tensor_copy(value)}
     if isinstance(value, np.random.Generator):
         return True, {"__generator__": value.bit_generator.state}
     if isinstance(value, (tuple, list)):
@@ -244,10 +248,11 @@ def _restore_value(current: Any, saved: Any) -> Any:
     return saved
 
 
-def torch_from_numpy(array: np.ndarray):
-    import torch
+def _tensor_copy(array: np.ndarray):
+    """A CPU tensor holding a copy of ``array`` (checkpoints store tensors, not arrays)."""
+    import torch  # envs.py is usable without importing torch
 
-    return torch.from_numpy(np.ascontiguousarray(array).copy())
+    return torch.from_numpy(np.array(array, order="C", copy=True))
 
 
 def _layers(env: gym.Env) -> list[Any]:

@@ -326,18 +326,19 @@ class DQNLearner:
         if num_updates < 1 or size % num_updates:
             raise ValueError(f"batch of {size} does not split into {num_updates} updates")
         step = size // num_updates
-        slices = [batch_slice(batch, k * step, (k + 1) * step) for k in range(num_updates)]
+        bounds = [(k * step, (k + 1) * step) for k in range(num_updates)]
         if num_updates == 1 or not self.target_fixed_between_updates:
-            return [self.update(b) for b in slices]
+            return [self.update(batch_slice(batch, lo, hi)) for lo, hi in bounds]
         q_all, log_p_all = self._target_outputs(batch.next_obs)
         if self._manual is not None:
             return self._manual_updates(batch, num_updates, q_all)
-        outputs = []
-        for k, b in enumerate(slices):
-            lo, hi = k * step, (k + 1) * step
-            target_out = (q_all[lo:hi], None if log_p_all is None else log_p_all[lo:hi])
-            outputs.append(self._apply(b, target_out))
-        return outputs
+        return [
+            self._apply(
+                batch_slice(batch, lo, hi),
+                (q_all[lo:hi], None if log_p_all is None else log_p_all[lo:hi]),
+            )
+            for lo, hi in bounds
+        ]
 
     def update(self, batch: Batch) -> LossOutput:
         """One gradient step on ``batch`` with the IS-weighted mean of per-sample losses."""

@@ -29,7 +29,6 @@ from rlkit.build import (
     build_network,
     check_replay_fits,
     make_envs,
-    replay_bytes,
 )
 from rlkit.config import Config, dump_config, from_dict, read_yaml, to_dict
 from rlkit.envs import space_info
@@ -79,8 +78,7 @@ def check_env(config: Config) -> int:
         obs_shape, obs_dtype, _ = space_info(envs)
     finally:
         envs.close()
-    check_replay_fits(config, obs_shape, obs_dtype)
-    return replay_bytes(config, obs_shape, obs_dtype)
+    return check_replay_fits(config, obs_shape, obs_dtype)
 
 
 # ---------------------------------------------------------------- checkpoint state
@@ -229,10 +227,7 @@ class _StopFlag:
 def newest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
     """The newest checkpoint of ``run_dir`` that loads, its state, and a warning for each
     newer one that did not (corrupt or truncated files are skipped, never deleted)."""
-    if not run_dir.is_dir():
-        raise RunDirError(f"--resume: run dir not found: {run_dir}")
-    if not (run_dir / "config.yaml").is_file():
-        raise RunDirError(f"--resume: {run_dir} is not an rlkit run dir (no config.yaml)")
+    require_run_dir(run_dir, "--resume: ")
     found = ckpt.list_checkpoints(run_dir / "checkpoints")
     skipped: list[str] = []
     for path in reversed(found):
@@ -269,10 +264,7 @@ def resume_config(
     ``force``; with it, the new config is saved and the old one kept beside it."""
     from rlkit.config import ConfigError, load_config
 
-    if not run_dir.is_dir():
-        raise RunDirError(f"--resume: run dir not found: {run_dir}")
-    if not (run_dir / "config.yaml").is_file():
-        raise RunDirError(f"--resume: {run_dir} is not an rlkit run dir (no config.yaml)")
+    require_run_dir(run_dir, "--resume: ")
     saved = load_run_config(run_dir)
     config = load_config(config_path or run_dir / "config.yaml", overrides)
     changes = config_changes(saved, config)
@@ -442,12 +434,17 @@ def _flat_hparams(config: Config) -> dict[str, Any]:
 # ---------------------------------------------------------------- eval
 
 
-def load_run_config(run_dir: Path) -> Config:
-    path = run_dir / "config.yaml"
+def require_run_dir(run_dir: Path, context: str = "") -> None:
+    """RunDirError (message prefixed by ``context``) unless ``run_dir`` is a run dir."""
     if not run_dir.is_dir():
-        raise RunDirError(f"run dir not found: {run_dir}")
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} is not an rlkit run dir (no config.yaml)")
+        raise RunDirError(f"{context}run dir not found: {run_dir}")
+    if not (run_dir / "config.yaml").is_file():
+        raise RunDirError(f"{context}{run_dir} is not an rlkit run dir (no config.yaml)")
+
+
+def load_run_config(run_dir: Path) -> Config:
+    require_run_dir(run_dir)
+    path = run_dir / "config.yaml"
     return from_dict(read_yaml(path) or {}, str(path))
 
 

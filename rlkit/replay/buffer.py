@@ -59,7 +59,7 @@ class ReplayBuffer:
     # ------------------------------------------------------------------ size
     def __len__(self) -> int:
         """Number of transitions stored (at most ``capacity``)."""
-        return self._storage.size - getattr(self._storage, "num_dead", 0)
+        return self._storage.size - self._storage.num_dead
 
     @property
     def capacity(self) -> int:
@@ -121,7 +121,7 @@ class ReplayBuffer:
         if n == 0:
             raise ValueError("cannot sample from an empty replay buffer: add transitions first")
         indices = self._rng.integers(0, n, size=batch_size, dtype=np.int64)
-        if getattr(self._storage, "num_dead", 0):  # frame replay evicted some slots early
+        if self._storage.num_dead:  # frame replay evicted some slots early
             if self._storage.num_dead >= n:
                 raise ValueError("cannot sample: every stored transition was evicted")
             dead = self._storage.dead[indices]
@@ -264,7 +264,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         n = self._storage.size
         if n < self._storage.capacity and indices.size and indices.max() >= n:
             raise IndexError(f"update_priorities: slot {indices.max()} is not filled (size {n})")
-        if getattr(self._storage, "num_dead", 0):
+        if self._storage.num_dead:
             p[self._storage.dead[indices]] = 0.0  # evicted since it was sampled
         self._tree.update(indices, p)
         if p.size:
@@ -295,8 +295,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def _zero_evicted(self) -> None:
         """Frame replay may evict old slots early: they must never be sampled."""
-        take = getattr(self._storage, "take_evicted", None)
-        if take is not None:
-            evicted = take()
-            if evicted:
-                self._tree.update(np.asarray(evicted, dtype=np.int64), 0.0)
+        evicted = self._storage.take_evicted()
+        if evicted:
+            self._tree.update(np.asarray(evicted, dtype=np.int64), 0.0)

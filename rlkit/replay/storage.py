@@ -40,6 +40,7 @@ class RingStorage:
         self.discount = np.zeros(c, dtype=np.float32)
         self.pos = 0  # the slot the next transition goes to
         self.size = 0  # number of slots holding a transition
+        self.num_dead = 0  # slots evicted early: never here (see FrameStackStorage)
 
     @property
     def nbytes(self) -> int:
@@ -94,6 +95,10 @@ class RingStorage:
             self.next_obs.take(indices, axis=0),
             self.discount.take(indices),
         )
+
+    def take_evicted(self) -> list[int]:
+        """Slots evicted early since the last call: none for this storage."""
+        return []
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The filled slots' arrays, for a checkpoint (copies)."""
