@@ -62,6 +62,37 @@ def stratified_bootstrap_ci(
     return float(low), float(high)
 
 
+def bootstrap_difference_ci(
+    a: np.ndarray | Sequence[float],
+    b: np.ndarray | Sequence[float],
+    statistic: Callable[[np.ndarray], float] = iqm,
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile CI of ``statistic(a) - statistic(b)`` for two independent sets of runs.
+
+    Each replicate resamples ``a`` and ``b`` separately (with replacement, each to its own
+    size). An interval that excludes 0 says the two differ at the given confidence.
+    """
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.size == 0 or y.size == 0:
+        raise ValueError("both sets need at least one run score")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(reps, dtype=np.float64)
+    for r in range(reps):
+        diffs[r] = statistic(x[rng.integers(0, x.size, size=x.size)]) - statistic(
+            y[rng.integers(0, y.size, size=y.size)]
+        )
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def curve_auc(steps: Sequence[float], values: Sequence[float]) -> float:
     """Normalised area under a learning curve: trapezoid area / step range.
 

@@ -33,11 +33,14 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # this checkout's rlkit, also when run directly
+    sys.path.insert(0, str(REPO))
 DQN_CONFIG = "configs/cartpole_dqn.yaml"
 RAINBOW_CONFIG = "configs/cartpole_rainbow.yaml"
 ENV_ID = "CartPole-v1"
@@ -205,8 +208,6 @@ def worker_rlkit(
     import numpy as np
     import torch
 
-    if str(REPO) not in sys.path:  # benchmark this checkout's rlkit, also when run directly
-        sys.path.insert(0, str(REPO))
     from rlkit.build import build
     from rlkit.config import load_config
 
@@ -342,8 +343,9 @@ def cuda_variants() -> list[Variant]:
     ]
 
 
-def run_one(variant: Variant, seed: int, steps: int, timeout: float) -> dict | None:
-    """Run one worker subprocess; its JSON result, or None (failed or timed out, shown)."""
+def run_one(variant: Variant, seed: int, steps: int, timeout: float) -> tuple[dict | None, str]:
+    """Run one worker subprocess: its JSON result (None if it failed or timed out), and
+    what to print about it."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     start = time.perf_counter()
@@ -358,19 +360,22 @@ def run_one(variant: Variant, seed: int, steps: int, timeout: float) -> dict | N
         )
     except subprocess.TimeoutExpired:  # the worker has been killed
         variant.timeouts += 1
-        print(f" timed out after {timeout:.0f} s (< {steps / timeout:,.1f} env steps/s)")
-        return None
+        return None, f" timed out after {timeout:.0f} s (< {steps / timeout:,.1f} env steps/s)"
     elapsed = time.perf_counter() - start
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         variant.failures += 1
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        print(f"  FAILED (exit {proc.returncode}) after {elapsed:.0f} s:\n{tail}", flush=True)
-        return None
+        return None, f"  FAILED (exit {proc.returncode}) after {elapsed:.0f} s:\n{tail}"
     result = json.loads(lines[-1])
     result["process_s"] = elapsed
     variant.results.append(result)
-    return result
+    message = (
+        f" {result['steps_per_s']:,.0f} env steps/s, {result['updates_per_s']:,.0f} updates/s, "
+        f"return {result['final_return']:.1f} (train {result['train_s']:.1f} s, "
+        f"eval {result['eval_s']:.1f} s, process {elapsed:.1f} s)"
+    )
+    return result, message
 
 
 def threads_label(variant: Variant) -> str:
@@ -471,13 +476,63 @@ def machine_line() -> str:
     )
 
 
+SOLVED = 475.0  # CartPole-v1's reward threshold
+
+
+def returns_summary(variants: list[Variant]) -> str:
+    """Final returns over seeds: mean and IQM with 95% bootstrap CIs, seeds >= 475."""
+    from rlkit.stats import iqm, mean, stratified_bootstrap_ci
+
+    lines = [
+        "| framework | config | seeds | mean [95% CI] | IQM [95% CI] | median | seeds >= 475 |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    seen = set()
+    for v in variants:
+        if not v.results or (v.framework, v.config) in seen:
+            continue  # SB3 at default threads trains the same seeds as at 1 thread
+        seen.add((v.framework, v.config))
+        x = [r["final_return"] for r in v.results]
+        m_lo, m_hi = stratified_bootstrap_ci([x], statistic=mean)
+        i_lo, i_hi = stratified_bootstrap_ci([x], statistic=iqm)
+        solved = sum(r >= SOLVED for r in x)
+        lines.append(
+            f"| {'SB3' if v.framework == 'sb3' else 'rlkit'} | {v.label.removeprefix('rlkit ')} "
+            f"| {len(x)} | {mean(x):.0f} [{m_lo:.0f}, {m_hi:.0f}] "
+            f"| {iqm(x):.0f} [{i_lo:.0f}, {i_hi:.0f}] | {statistics.median(x):.0f} "
+            f"| {solved}/{len(x)} |"
+        )
+    return "\n".join(lines)
+
+
+def returns_headline(dqn: Variant, sb3: Variant) -> None:
+    """The final-return half of the target: rlkit DQN's mean against SB3's, with the CI of
+    the difference so that a gap can be told from seed noise."""
+    from rlkit.stats import bootstrap_difference_ci, iqm, mean
+
+    ours = [r["final_return"] for r in dqn.results]
+    theirs = [r["final_return"] for r in sb3.results]
+    d_lo, d_hi = bootstrap_difference_ci(ours, theirs, statistic=mean)
+    i_lo, i_hi = bootstrap_difference_ci(ours, theirs, statistic=iqm)
+    verdict = "met" if mean(ours) >= mean(theirs) else "missed"
+    print(
+        f"Final return: rlkit DQN mean {mean(ours):.1f} over {len(ours)} seeds vs SB3 "
+        f"{mean(theirs):.1f} over {len(theirs)} (target >= SB3: {verdict}); rlkit - SB3: "
+        f"mean {mean(ours) - mean(theirs):+.1f} [95% CI {d_lo:+.1f}, {d_hi:+.1f}], "
+        f"IQM {iqm(ours) - iqm(theirs):+.1f} [{i_lo:+.1f}, {i_hi:+.1f}]."
+    )
+
+
 def report(args: argparse.Namespace, variants: list[Variant], command: str) -> None:
     sb3_1 = next((v for v in variants if v.framework == "sb3" and v.threads == 1), None)
     sb3_d = next((v for v in variants if v.framework == "sb3" and v.threads == 0), None)
     baselines = {}
-    if sb3_1 is not None:
+    concurrent = args.jobs > 1
+    if concurrent:
+        pass  # runs shared the cores: no speed ratios
+    elif sb3_1 is not None:
         baselines["SB3 (1 thread)"] = sb3_1
-    if sb3_d is not None:
+    if sb3_d is not None and not concurrent:
         baselines["SB3 (default threads)"] = sb3_d
     print()
     print(f"Command: `{command}`")
@@ -492,21 +547,27 @@ def report(args: argparse.Namespace, variants: list[Variant], command: str) -> N
     for v in variants:
         if v.max_seeds is not None and v.max_seeds < args.repeats:
             print(f"{v.label}, torch's default threads: seeds 0..{v.max_seeds - 1} only.")
+    if concurrent:
+        print(
+            f"{args.jobs} runs at a time (--jobs): the runs shared the cores, so steps/s are "
+            "shown for completeness only and not compared; this run is for final returns."
+        )
     loads = [r["load_avg_before"] for v in variants for r in v.results]
     if loads:
         print(f"1-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f}.")
     print()
     print(markdown_table(variants, baselines, args.steps, args.timeout))
     print()
+    print(returns_summary(variants))
+    print()
     dqn = next((v for v in variants if v.config == DQN_CONFIG and v.results), None)
     if dqn is not None and sb3_1 is not None and sb3_1.results:
+        returns_headline(dqn, sb3_1)
+    if dqn is not None and sb3_1 is not None and sb3_1.results and not concurrent:
         ratio = dqn.median("steps_per_s") / sb3_1.median("steps_per_s")
-        ours = statistics.fmean(r["final_return"] for r in dqn.results)
-        theirs = statistics.fmean(r["final_return"] for r in sb3_1.results)
         print(
             f"Headline (same torch threads = 1): rlkit DQN / SB3 DQN env steps/s = {ratio:.2f}x "
-            f"(target >= 3x: {'met' if ratio >= 3 else 'missed'}); mean final return "
-            f"{ours:.1f} vs SB3 {theirs:.1f} (target >= SB3: {'met' if ours >= theirs else 'missed'})."
+            f"(target >= 3x: {'met' if ratio >= 3 else 'missed'})."
         )
         sb3_by_seed = {r["seed"]: r["steps_per_s"] for r in sb3_1.results}
         paired = [
@@ -570,6 +631,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=900.0,
         help="seconds per run before it is killed and reported as timed out (0: none)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs at a time (default 1). N > 1 is for comparing final returns over many "
+        "seeds: concurrent runs share the cores, so their speeds are not reported as a ratio",
+    )
     # worker mode (internal): one run, one JSON line on stdout
     parser.add_argument("--worker", choices=("sb3", "rlkit"), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -579,8 +648,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.steps = args.steps or (5_000 if args.quick else 50_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
-    if args.steps < 1 or args.repeats < 1:
-        parser.error("--steps and --repeats must be >= 1")
+    if args.steps < 1 or args.repeats < 1 or args.jobs < 1:
+        parser.error("--steps, --repeats and --jobs must be >= 1")
     return args
 
 
@@ -623,23 +692,29 @@ def main(argv: list[str] | None = None) -> int:
         for v in variants
         if v.max_seeds is None or seed < v.max_seeds
     ]
-    for k, (seed, v) in enumerate(plan, 1):
+
+    def one(k: int, seed: int, v: Variant) -> None:
         load = load_average()
-        print(
+        start_line = (
             f"[{k}/{len(plan)}] {v.label}, threads {v.threads or 'default'}, seed {seed} "
-            f"(load avg {load:.1f}) ...",
-            end="",
-            flush=True,
+            f"(load avg {load:.1f})"
         )
-        r = run_one(v, seed, args.steps, args.timeout)
+        if args.jobs == 1:
+            print(start_line + " ...", end="", flush=True)
+        r, message = run_one(v, seed, args.steps, args.timeout)
         if r is not None:
             r["load_avg_before"] = load
-            print(
-                f" {r['steps_per_s']:,.0f} env steps/s, {r['updates_per_s']:,.0f} updates/s, "
-                f"return {r['final_return']:.1f} (train {r['train_s']:.1f} s, "
-                f"eval {r['eval_s']:.1f} s, process {r['process_s']:.1f} s)",
-                flush=True,
-            )
+        print((start_line + ":" if args.jobs > 1 else "") + message, flush=True)
+
+    if args.jobs == 1:
+        for k, (seed, v) in enumerate(plan, 1):
+            one(k, seed, v)
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(one, k, s, v) for k, (s, v) in enumerate(plan, 1)]:
+                future.result()
+        for v in variants:  # completion order -> seed order
+            v.results.sort(key=lambda r: r["seed"])
     report(args, variants, command)
     return 1 if any(v.failures for v in variants) else 0
 

@@ -53,7 +53,8 @@ def sets(items: list[str]) -> list[str]:
 
 
 def start(run_dir: Path, config: str, items: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)  # keep a PYTHONPATH that provides dependencies
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "rlkit", "train", config, "--run-dir", str(run_dir), *sets(items)],
         cwd=run_dir.parent,

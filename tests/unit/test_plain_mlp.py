@@ -118,13 +118,17 @@ def test_numpy_greedy_matches_torch_and_follows_updates():
     assert not NumpyGreedy.supports(QNetwork((4,), 2, hidden_sizes=(8,), noisy=True))
 
 
-def test_adam_step_is_bit_identical_to_optimizer_step():
-    nets = [plain_net(), plain_net()]
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_adam_step_is_bit_identical_to_optimizer_step(device):
+    nets = [plain_net().to(device), plain_net().to(device)]
     opts = [torch.optim.Adam(n.parameters(), lr=1e-2, eps=1e-4, fused=True) for n in nets]
     step = AdamStep(opts[1])
     assert step.direct
     for k in range(5):
-        obs = torch.randn(8, 4, generator=torch.Generator().manual_seed(k))
+        obs = torch.randn(8, 4, generator=torch.Generator().manual_seed(k)).to(device)
         for net, opt in zip(nets, opts):
             opt.zero_grad()
             net(obs).pow(2).sum().backward()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rlkit.stats import curve_auc, iqm, stratified_bootstrap_ci
+from rlkit.stats import bootstrap_difference_ci, curve_auc, iqm, stratified_bootstrap_ci
 
 
 def test_iqm_hand_computed():
@@ -52,6 +52,25 @@ def test_bootstrap_ci_covers_the_estimate():
     low, high = stratified_bootstrap_ci([scores], reps=1000)
     assert low < iqm(scores) < high
     assert high - low < 20
+
+
+def test_bootstrap_difference_ci():
+    # constant sets: every replicate gives the same difference
+    assert bootstrap_difference_ci([5.0, 5.0], [2.0], statistic=np.mean, reps=100) == (3.0, 3.0)
+    # {0, 1} against a constant 0: the mean of a resample of 2 is 0, 0.5 or 1 (1/4, 1/2, 1/4)
+    low, high = bootstrap_difference_ci([0.0, 1.0], [0.0, 0.0], statistic=np.mean, reps=4000)
+    assert (low, high) == (0.0, 1.0)
+    # well separated samples exclude 0; identical distributions include it; sign follows order
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(100, 5, 30), rng.normal(80, 5, 30)
+    low, high = bootstrap_difference_ci(a, b, reps=1000)
+    assert 0 < low < iqm(a) - iqm(b) < high
+    low, high = bootstrap_difference_ci(b, a, reps=1000)
+    assert low < high < 0
+    low, high = bootstrap_difference_ci(a, rng.normal(100, 5, 30), reps=1000)
+    assert low < 0 < high
+    with pytest.raises(ValueError, match="at least one"):
+        bootstrap_difference_ci([], [1.0])
 
 
 def test_curve_auc():
