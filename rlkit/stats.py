@@ -50,16 +50,11 @@ def stratified_bootstrap_ci(
     tasks = [np.asarray(s, dtype=np.float64).ravel() for s in scores_by_task]
     if not tasks or any(t.size == 0 for t in tasks):
         raise ValueError("every task needs at least one run score")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    stats = np.empty(reps, dtype=np.float64)
-    for r in range(reps):
-        pooled = [t[rng.integers(0, t.size, size=t.size)] for t in tasks]
-        stats[r] = statistic(np.concatenate(pooled))
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+
+    def replicate(rng: np.random.Generator) -> float:
+        return statistic(np.concatenate([_resample(t, rng) for t in tasks]))
+
+    return _percentile_ci(replicate, reps, confidence, seed)
 
 
 def bootstrap_difference_ci(
@@ -80,16 +75,28 @@ def bootstrap_difference_ci(
     y = np.asarray(b, dtype=np.float64).ravel()
     if x.size == 0 or y.size == 0:
         raise ValueError("both sets need at least one run score")
+
+    def replicate(rng: np.random.Generator) -> float:
+        return statistic(_resample(x, rng)) - statistic(_resample(y, rng))
+
+    return _percentile_ci(replicate, reps, confidence, seed)
+
+
+def _resample(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x.size`` draws from ``x`` with replacement."""
+    return x[rng.integers(0, x.size, size=x.size)]
+
+
+def _percentile_ci(
+    replicate: Callable[[np.random.Generator], float], reps: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    """Two-sided percentile interval of ``reps`` bootstrap replicates."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     rng = np.random.default_rng(seed)
-    diffs = np.empty(reps, dtype=np.float64)
-    for r in range(reps):
-        diffs[r] = statistic(x[rng.integers(0, x.size, size=x.size)]) - statistic(
-            y[rng.integers(0, y.size, size=y.size)]
-        )
+    stats = np.array([replicate(rng) for _ in range(reps)], dtype=np.float64)
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
     return float(low), float(high)
 
 
