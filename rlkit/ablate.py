@@ -311,7 +311,8 @@ def expand(
     """Every (seed, env, variant) run, seed-major so early results cover every variant.
 
     ``seeds`` (``--seeds N``) replaces the suite's seeds by 0..N-1. Every config is
-    resolved and checked here, before anything runs; unknown env ids raise EnvError.
+    resolved and checked here, before anything runs; unknown env ids raise EnvError, an
+    unavailable device ConfigError.
     """
     from rlkit.envs import check_env_id
 
@@ -325,6 +326,10 @@ def expand(
         for env in suite.envs
         for variant in suite.variants
     }
+    from rlkit.build import resolve_device
+
+    for config in configs.values():
+        resolve_device(config.trainer.device)  # e.g. cuda on a machine without it
     jobs = []
     for seed in seed_list:
         for env in suite.envs:

@@ -34,7 +34,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device: 'cuda' requested but no CUDA device is available")
+        raise ConfigError(
+            "trainer.device: 'cuda' requested but no CUDA device is available "
+            "(--set trainer.device=cpu runs on the CPU; a resumed run also needs --force)"
+        )
     return torch.device(name)
 
 

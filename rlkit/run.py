@@ -29,6 +29,7 @@ from rlkit.build import (
     build_network,
     check_replay_fits,
     make_envs,
+    resolve_device,
 )
 from rlkit.config import Config, dump_config, from_dict, read_yaml, to_dict
 from rlkit.envs import space_info
@@ -72,7 +73,9 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 def check_env(config: Config) -> int:
     """Raise EnvError now for an unknown env id or unsupported spaces, and ConfigError
-    for a replay buffer that would not fit in memory; returns the replay's estimated bytes."""
+    for an unavailable device or a replay buffer that would not fit in memory; returns
+    the replay's estimated bytes."""
+    resolve_device(config.trainer.device)
     envs = make_envs(config, 1)
     try:
         obs_shape, obs_dtype, _ = space_info(envs)
@@ -462,8 +465,10 @@ def evaluate_run(
         if not found:
             raise RunDirError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
         checkpoint = found[-1]
-    from rlkit.build import resolve_device
-
+    if device is None and config.trainer.device == "cuda" and not torch.cuda.is_available():
+        # the run trained on a GPU that this machine lacks: evaluation runs fine on the CPU
+        sys.stdout.write("note: the run trained on cuda, which is not available here: using cpu\n")
+        device = "cpu"
     dev = resolve_device(device or config.trainer.device)
     net, _ = load_network_from_checkpoint(checkpoint, config, dev)
     episodes = episodes or config.eval.episodes

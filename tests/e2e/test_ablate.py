@@ -134,6 +134,20 @@ def test_ablate_user_errors_are_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_ablate_on_cuda_without_cuda_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"variants: [{ABLATIONS / 'rainbow.yaml'}]\nenvs: [CartPole-v1]\n")
+    code = main(["ablate", "s.yaml", "--out", "out", "--set", "trainer.device=cuda"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "trainer.device" in err and "no CUDA device" in err
+    assert not (tmp_path / "out").exists()
+
+
 def fake_run(run_dir: Path, values: list[float]) -> Path:
     run_dir.mkdir(parents=True)
     logger = JSONLLogger(run_dir / "metrics.jsonl")

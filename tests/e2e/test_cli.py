@@ -347,6 +347,33 @@ def test_eval_with_checkpoint_option(trained, capsys, tmp_path):
     assert parse_eval(out) == parse_eval(expected)
 
 
+def test_eval_of_a_cuda_run_on_a_machine_without_cuda(trained, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = copy_run(trained.path, tmp_path / "run")
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("device: cpu", "device: cuda"))
+    code, out, err = cli(capsys, "eval", str(run), "--episodes", "3")
+    assert code == 0, err
+    assert "note: the run trained on cuda, which is not available here: using cpu" in out
+    _, expected, _ = cli(capsys, "eval", str(trained.path), "--episodes", "3")
+    assert parse_eval(out) == parse_eval(expected)
+    # asked for explicitly, cuda is an error naming the way out
+    code, _, err = cli(capsys, "eval", str(run), "--device", "cuda")
+    assert_one_line_error(code, err, "trainer.device", "no CUDA device", "trainer.device=cpu")
+
+
+def test_train_on_cuda_without_cuda_is_refused_before_anything_is_written(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run_dir = tmp_path / "run"
+    code, _, err = cli(
+        capsys, "train", "--run-dir", str(run_dir), *sets(*TINY, "trainer.device=cuda")
+    )
+    assert_one_line_error(code, err, "trainer.device", "no CUDA device", "--set trainer.device=cpu")
+    assert not run_dir.exists()
+
+
 # ---------------------------------------------------------------- reproducibility
 
 
