@@ -19,6 +19,8 @@ same drift of a shared machine; the table reports medians over seeds.
     python scripts/bench_trainer.py                  # 50,000 env steps x 3 seeds, CPU
     python scripts/bench_trainer.py --quick          # 5,000 env steps x 1 seed: smoke run
     python scripts/bench_trainer.py --device cuda    # Rainbow on a GPU (exit 2 without one)
+    python scripts/bench_trainer.py --repeats 20 --jobs 2 --no-rainbow --sb3-default-threads 0
+        # final returns over 20 seeds, two runs at a time (speeds then not compared)
 """
 
 from __future__ import annotations
