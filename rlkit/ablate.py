@@ -314,6 +314,7 @@ def expand(
     resolved and checked here, before anything runs; unknown env ids raise EnvError, an
     unavailable device ConfigError.
     """
+    from rlkit.build import resolve_device
     from rlkit.envs import check_env_id
 
     if seeds is not None and seeds < 1:
@@ -326,8 +327,6 @@ def expand(
         for env in suite.envs
         for variant in suite.variants
     }
-    from rlkit.build import resolve_device
-
     for config in configs.values():
         resolve_device(config.trainer.device)  # e.g. cuda on a machine without it
     jobs = []

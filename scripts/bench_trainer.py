@@ -528,14 +528,9 @@ def returns_headline(dqn: Variant, sb3: Variant) -> None:
 def report(args: argparse.Namespace, variants: list[Variant], command: str) -> None:
     sb3_1 = next((v for v in variants if v.framework == "sb3" and v.threads == 1), None)
     sb3_d = next((v for v in variants if v.framework == "sb3" and v.threads == 0), None)
-    baselines = {}
-    concurrent = args.jobs > 1
-    if concurrent:
-        pass  # runs shared the cores: no speed ratios
-    elif sb3_1 is not None:
-        baselines["SB3 (1 thread)"] = sb3_1
-    if sb3_d is not None and not concurrent:
-        baselines["SB3 (default threads)"] = sb3_d
+    concurrent = args.jobs > 1  # runs shared the cores: no speed ratios
+    candidates = {} if concurrent else {"SB3 (1 thread)": sb3_1, "SB3 (default threads)": sb3_d}
+    baselines = {name: v for name, v in candidates.items() if v is not None}
     print()
     print(f"Command: `{command}`")
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine_line()}")
@@ -563,9 +558,10 @@ def report(args: argparse.Namespace, variants: list[Variant], command: str) -> N
     print(returns_summary(variants))
     print()
     dqn = next((v for v in variants if v.config == DQN_CONFIG and v.results), None)
-    if dqn is not None and sb3_1 is not None and sb3_1.results:
+    compared = dqn is not None and sb3_1 is not None and bool(sb3_1.results)
+    if compared:
         returns_headline(dqn, sb3_1)
-    if dqn is not None and sb3_1 is not None and sb3_1.results and not concurrent:
+    if compared and not concurrent:
         ratio = dqn.median("steps_per_s") / sb3_1.median("steps_per_s")
         print(
             f"Headline (same torch threads = 1): rlkit DQN / SB3 DQN env steps/s = {ratio:.2f}x "

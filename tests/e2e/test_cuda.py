@@ -8,6 +8,7 @@ Skipped where torch sees no CUDA device (CI has none). On a GPU machine:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -29,6 +30,7 @@ from tests.e2e.test_cli import (  # noqa: F401 - _isolated is an autouse fixture
     sets,
     without_timing,
 )
+from tests.unit.test_plain_mlp import make_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -41,28 +43,9 @@ NETS = {
 
 
 def batch_on(batch: Batch, device: str) -> Batch:
-    return Batch(
-        obs=batch.obs.to(device),
-        action=batch.action.to(device),
-        reward=batch.reward.to(device),
-        next_obs=batch.next_obs.to(device),
-        discount=batch.discount.to(device),
-        weights=batch.weights.to(device),
-        indices=batch.indices,
-    )
-
-
-def random_batch(n: int, seed: int) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(
-        obs=torch.randn(n, 4, generator=g),
-        action=torch.randint(0, 3, (n,), generator=g),
-        reward=torch.randn(n, generator=g) * 3,
-        next_obs=torch.randn(n, 4, generator=g),
-        discount=torch.where(torch.rand(n, generator=g) < 0.2, 0.0, 0.97),
-        weights=torch.rand(n, generator=g) + 0.5,
-        indices=np.arange(n),
-    )
+    """``batch`` with every tensor field moved to ``device``."""
+    fields = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    return Batch(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in fields.items()})
 
 
 @pytest.mark.parametrize("kind", sorted(NETS))
@@ -80,7 +63,7 @@ def test_learner_on_cuda_matches_cpu(kind):
     cpu, gpu = learners
     assert (cpu._manual is not None) == (gpu._manual is not None) == (kind == "plain")
     for k in range(3):
-        batch = random_batch(4 * 32, seed=k)
+        batch = make_batch(4 * 32, seed=k)
         outs_cpu = cpu.update_many(batch, 4)
         outs_gpu = gpu.update_many(batch_on(batch, "cuda"), 4)
         for a, b in zip(outs_cpu, outs_gpu, strict=True):
