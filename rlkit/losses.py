@@ -98,3 +98,16 @@ def categorical_cross_entropy(target_probs: torch.Tensor, log_probs: torch.Tenso
     the predicted distribution of the taken action. target_probs, log_probs: [B, Z] -> [B].
     """
     return -(target_probs * log_probs).sum(dim=1)
+
+
+def categorical_kl(target_probs: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``KL(m || p) = sum_z m_z (log m_z - log p_z)`` between the projected
+    target ``m`` and the predicted distribution ``p`` of the taken action.
+
+    Rainbow's priority (Hessel et al. 2018, Sec. 3, "Prioritized replay": "our algorithm
+    prioritizes transitions by the KL loss"). It equals the cross-entropy minus the
+    target's entropy ``H(m)``, so it has the same gradient in ``p`` and is 0 when
+    ``p = m``. Atoms with ``m_z = 0`` contribute 0 (``xlogy``).
+    target_probs, log_probs: [B, Z] -> [B].
+    """
+    return (torch.xlogy(target_probs, target_probs) - target_probs * log_probs).sum(dim=1)

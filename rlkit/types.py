@@ -50,8 +50,9 @@ class Batch:
 class LossOutput:
     """The result of one gradient step.
 
-    ``priorities`` are the new per-sample priorities (|TD error|, or the C51
-    cross-entropy) for ``replay.update_priorities``; ``metrics`` are plain floats.
+    ``priorities`` are the new per-sample priorities (|TD error|, or for C51 the KL
+    divergence or cross-entropy of the projected target, ``c51_priority``) for
+    ``replay.update_priorities``; ``metrics`` are plain floats.
     """
 
     loss: float

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def _scaled_noise(
-    size: int, device: torch.device, generator: torch.Generator | None
-) -> torch.Tensor:
-    """``f(x) = sgn(x) sqrt(|x|)`` applied to ``x ~ N(0, 1)``; shape [size]."""
-    x = torch.randn(size, device=device, generator=generator)
-    return x.sign() * x.abs().sqrt()
+@torch.no_grad()
+def draw_factorised_noise(
+    layers: Sequence[NoisyLinear], generator: torch.Generator | None = None
+) -> None:
+    """Fill ``eps_in`` [in] and ``eps_out`` [out] of every layer with fresh noise.
+
+    Fortunato et al. 2018, Sec. 3 (factorised Gaussian noise): each entry is
+    ``f(x) = sgn(x) sqrt(|x|)`` of an independent ``x ~ N(0, 1)``. One standard normal
+    vector is drawn for all the layers together and split into their buffers (a few ops
+    instead of several per layer); every entry is still independent of every other.
+    The only implementation of the noise draw: ``NoisyLinear.reset_noise`` and
+    ``QNetwork.reset_noise`` both call it.
+    """
+    buffers = [b for layer in layers for b in (layer.eps_in, layer.eps_out)]
+    if not buffers:
+        return
+    sizes = [b.numel() for b in buffers]
+    x = torch.randn(sum(sizes), device=buffers[0].device, generator=generator)
+    noise = x.abs().sqrt_().mul_(x.sign())
+    torch._foreach_copy_(buffers, list(noise.split(sizes)))
 
 
 class NoisyLinear(nn.Module):
@@ -48,12 +63,10 @@ class NoisyLinear(nn.Module):
         nn.init.constant_(self.weight_sigma, self.sigma0 / math.sqrt(self.in_features))
         nn.init.constant_(self.bias_sigma, self.sigma0 / math.sqrt(self.in_features))
 
-    @torch.no_grad()
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        """Draw new factorised noise vectors ``f(eps_in)`` [in] and ``f(eps_out)`` [out]."""
-        device = self.weight_mu.device
-        self.eps_in.copy_(_scaled_noise(self.in_features, device, generator))
-        self.eps_out.copy_(_scaled_noise(self.out_features, device, generator))
+        """Draw new factorised noise vectors ``f(eps_in)`` [in] and ``f(eps_out)`` [out]
+        (``draw_factorised_noise`` on this layer alone)."""
+        draw_factorised_noise([self], generator)
 
     @property
     def weight_epsilon(self) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rlkit.nn.heads import DuelingHead, LinearHead
-from rlkit.nn.noisy import NoisyLinear
+from rlkit.nn.noisy import NoisyLinear, draw_factorised_noise
 from rlkit.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
 
 TORSOS = ("auto", "mlp", "nature_cnn", "minatar_cnn")
@@ -126,19 +126,11 @@ class QNetwork(nn.Module):
         q_BA = (log_probs_BAZ.exp() * self.support).sum(dim=2)
         return q_BA, log_probs_BAZ
 
-    @torch.no_grad()
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
         """Resample the noise of every noisy layer (no-op for plain networks).
 
-        The same distribution as calling ``NoisyLinear.reset_noise`` on each layer, drawn
-        in one call: ``f(x) = sgn(x) sqrt(|x|)`` of one standard normal vector, split
-        into every layer's ``eps_in`` and ``eps_out`` (a few ops instead of ~12 per layer).
+        ``draw_factorised_noise`` over all noisy layers at once: every ``eps_in`` and
+        ``eps_out`` entry becomes ``f(x) = sgn(x) sqrt(|x|)`` of an independent standard
+        normal ``x``, the distribution of ``NoisyLinear.reset_noise`` on each layer.
         """
-        if not self._noisy_layers:
-            return
-        buffers = [b for layer in self._noisy_layers for b in (layer.eps_in, layer.eps_out)]
-        x = torch.randn(
-            sum(b.numel() for b in buffers), device=buffers[0].device, generator=generator
-        )
-        noise = x.abs().sqrt_().mul_(x.sign())
-        torch._foreach_copy_(buffers, list(noise.split([b.numel() for b in buffers])))
+        draw_factorised_noise(self._noisy_layers, generator)

@@ -1,5 +1,7 @@
 """TD targets and the C51 projection against hand-computed numbers."""
 
+import math
+
 import pytest
 import torch
 
@@ -74,3 +76,25 @@ def test_per_sample_losses():
     log_p = torch.log(torch.tensor([[0.5, 0.5], [0.25, 0.75]]))
     expected = torch.tensor([-torch.log(torch.tensor(0.5)), -(0.5 * log_p[1]).sum()])
     assert torch.allclose(losses.categorical_cross_entropy(target, log_p), expected)
+
+
+def test_categorical_kl_and_cross_entropy_hand_computed_three_atoms():
+    # row 0: m = [0.7, 0.3, 0] (an empty atom: 0 log 0 = 0), p = [0.5, 0.25, 0.25]
+    # row 1: p = m: KL 0, cross-entropy H(m)
+    m = torch.tensor([[0.7, 0.3, 0.0], [0.2, 0.3, 0.5]])
+    log_p = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]]))
+    # KL(m || p) = 0.7 ln(0.7 / 0.5) + 0.3 ln(0.3 / 0.25) = 0.7 ln 1.4 + 0.3 ln 1.2
+    #            = 0.7 * 0.336472 + 0.3 * 0.182322 = 0.290227
+    kl0 = 0.7 * math.log(1.4) + 0.3 * math.log(1.2)
+    assert kl0 == pytest.approx(0.290227, abs=1e-6)
+    # CE = -(0.7 ln 0.5 + 0.3 ln 0.25) = 0.7 ln 2 + 0.3 ln 4 = 0.485203 + 0.415888 = 0.901091
+    ce0 = 0.7 * math.log(2.0) + 0.3 * math.log(4.0)
+    assert ce0 == pytest.approx(0.901091, abs=1e-6)
+    # H([0.2, 0.3, 0.5]) = -(0.2 ln 0.2 + 0.3 ln 0.3 + 0.5 ln 0.5) = 1.029653
+    h1 = -(0.2 * math.log(0.2) + 0.3 * math.log(0.3) + 0.5 * math.log(0.5))
+    assert h1 == pytest.approx(1.029653, abs=1e-6)
+    kl = losses.categorical_kl(m, log_p)
+    ce = losses.categorical_cross_entropy(m, log_p)
+    assert torch.isfinite(kl).all()
+    torch.testing.assert_close(kl, torch.tensor([kl0, 0.0]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(ce, torch.tensor([ce0, h1]), rtol=0, atol=1e-6)

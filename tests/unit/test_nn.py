@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from rlkit.nn import NoisyLinear, QNetwork
@@ -17,24 +18,84 @@ def test_noisy_linear_init_and_param_names():
     assert torch.allclose(layer.bias_sigma, torch.full((4,), 0.5 / 4))
 
 
-def test_noisy_linear_factorised_rank_one_and_forward_formula():
-    torch.manual_seed(0)
-    layer = NoisyLinear(8, 5)
-    eps_w = layer.weight_epsilon
-    assert torch.linalg.matrix_rank(eps_w).item() == 1
-    # eps_w = f(eps_out) f(eps_in)^T with f(x) = sgn(x) sqrt|x|: recompute from the rows/cols
-    assert torch.allclose(eps_w, torch.outer(layer.eps_out, layer.eps_in))
-    x = torch.randn(3, 8)
-    w = layer.weight_mu + layer.weight_sigma * eps_w
-    b = layer.bias_mu + layer.bias_sigma * layer.eps_out
-    assert torch.allclose(layer(x), x @ w.T + b, atol=1e-6)
+def test_noisy_linear_forward_with_known_mu_sigma_and_noise():
+    layer = NoisyLinear(2, 2)
+    with torch.no_grad():
+        layer.weight_mu.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        layer.weight_sigma.copy_(torch.tensor([[0.1, 0.2], [0.3, 0.4]]))
+        layer.bias_mu.copy_(torch.tensor([0.5, -0.5]))
+        layer.bias_sigma.copy_(torch.tensor([1.0, 0.1]))
+        layer.eps_in.copy_(torch.tensor([1.0, -2.0]))  # f(eps_in)
+        layer.eps_out.copy_(torch.tensor([0.5, 3.0]))  # f(eps_out)
+    # f_out f_in^T = [[0.5, -1], [3, -6]]; sigma_w * that = [[0.05, -0.2], [0.9, -2.4]]
+    # W = mu_w + sigma_w * (f_out f_in^T) = [[1.05, 1.8], [3.9, 1.6]]
+    # b = mu_b + sigma_b * f_out = [0.5 + 1 * 0.5, -0.5 + 0.1 * 3] = [1.0, -0.2]
+    x = torch.tensor([[1.0, 1.0], [2.0, -1.0]])
+    # x1: [1.05 + 1.8 + 1.0, 3.9 + 1.6 - 0.2] = [3.85, 5.3]
+    # x2: [2.1 - 1.8 + 1.0, 7.8 - 1.6 - 0.2] = [1.3, 6.0]
+    expected = torch.tensor([[3.85, 5.3], [1.3, 6.0]])
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-5)
+    # eval(): means only: x1 -> [1 + 2 + 0.5, 3 + 4 - 0.5] = [3.5, 6.5]
+    layer.eval()
+    torch.testing.assert_close(layer(x[:1]), torch.tensor([[3.5, 6.5]]), rtol=0, atol=1e-6)
 
 
-def test_noisy_linear_noise_distribution_is_f_of_gaussian():
+def noisy_qnet(head_hidden: int = 16, seed: int = 0) -> QNetwork:
+    torch.manual_seed(seed)
+    return QNetwork((4,), 3, hidden_sizes=(8,), head_hidden=head_hidden, dueling=True, noisy=True)
+
+
+def noisy_layers(net: QNetwork) -> list[NoisyLinear]:
+    return [m for m in net.modules() if isinstance(m, NoisyLinear)]
+
+
+def std_normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+@pytest.mark.parametrize("draw", ["qnetwork", "layer"])
+def test_noise_is_f_of_standard_normal(draw):
+    """The eps of ``QNetwork.reset_noise`` (what training calls) and of
+    ``NoisyLinear.reset_noise`` are f(x) = sgn(x) sqrt|x| of x ~ N(0, 1)."""
+    net = noisy_qnet(head_hidden=2500)  # 2 streams x (8 + 2500 + 2500 + 1 or 3): ~10^4 eps
     torch.manual_seed(1)
-    layer = NoisyLinear(20000, 1)
-    # |f(x)|^2 = |x| for x ~ N(0,1): E|x| = sqrt(2/pi)
-    assert abs(layer.eps_in.pow(2).mean().item() - math.sqrt(2 / math.pi)) < 0.02
+    if draw == "qnetwork":
+        net.reset_noise()
+    else:
+        for m in noisy_layers(net):
+            m.reset_noise()
+    eps = torch.cat([t for m in noisy_layers(net) for t in (m.eps_in, m.eps_out)]).double()
+    n = eps.numel()
+    # |f(x)|^2 = |x|: E|x| = sqrt(2/pi) = 0.7979 (sd of |x| = 0.603: 0.006 over 10^4)
+    assert eps.pow(2).mean().item() == pytest.approx(math.sqrt(2 / math.pi), abs=0.03)
+    # |f(x)|^4 = x^2: E x^2 = 1 (an unscaled N(0, 1) would give E x^4 = 3)
+    assert eps.pow(4).mean().item() == pytest.approx(1.0, abs=0.08)
+    # symmetric: half of the draws are positive (sd 0.005)
+    assert (eps > 0).double().mean().item() == pytest.approx(0.5, abs=0.03)
+    # Kolmogorov-Smirnov against P(f(x) <= t) = P(x <= sgn(t) t^2) = Phi(sgn(t) t^2)
+    ks = 0.0
+    for k, t in enumerate(torch.sort(eps).values.tolist()):
+        cdf = std_normal_cdf(math.copysign(t * t, t))
+        ks = max(ks, abs((k + 1) / n - cdf), abs(k / n - cdf))
+    assert ks < 1.63 / math.sqrt(n)  # 1% critical value
+
+
+def test_qnetwork_reset_noise_redraws_every_layer_independently():
+    net = noisy_qnet()
+    layers = noisy_layers(net)
+    assert len(layers) == 4  # value and advantage streams, hidden and output layer each
+    for _ in range(3):
+        before = [(m.eps_in.clone(), m.eps_out.clone()) for m in layers]
+        net.reset_noise()
+        for (eps_in, eps_out), m in zip(before, layers):
+            assert not torch.equal(eps_in, m.eps_in)  # every buffer of every layer changed
+            assert not torch.equal(eps_out, m.eps_out)
+    # layers of equal shape (the two hidden layers: 8 -> 16) do not share noise
+    assert layers[0].eps_in.shape == layers[2].eps_in.shape
+    assert not torch.equal(layers[0].eps_in, layers[2].eps_in)
+    assert not torch.equal(layers[0].eps_out, layers[2].eps_out)
+    # nor do a layer's own in and out vectors (hidden layer: 8 in, 16 out: first 8)
+    assert not torch.equal(layers[0].eps_in, layers[0].eps_out[:8])
 
 
 def test_noisy_linear_fixed_between_calls_and_resampled():

@@ -184,12 +184,13 @@ def assert_same_outputs(outs_a, outs_b) -> None:
 @pytest.mark.parametrize("double_q", [True, False])
 @pytest.mark.parametrize("loss", ["huber", "mse"])
 @pytest.mark.parametrize("use_target_network", [True, False])
-def test_manual_learner_matches_autograd_learner(double_q, loss, use_target_network):
+@pytest.mark.parametrize("target_tau", [1.0, 0.5])
+def test_manual_learner_matches_autograd_learner(double_q, loss, use_target_network, target_tau):
     kwargs = dict(
         double_q=double_q,
         loss=loss,
         use_target_network=use_target_network,
-        target_sync=None,
+        target_tau=target_tau,
         max_grad_norm=1.0,  # clipping active
     )
     ref, fast = learner_pair(**kwargs)
@@ -202,10 +203,12 @@ def test_manual_learner_matches_autograd_learner(double_q, loss, use_target_netw
     assert ref.updates == fast.updates == 15
     for a, b in zip(ref.online.parameters(), fast.online.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(ref.target.parameters(), fast.target.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_sync_target_skips_only_when_nothing_changed():
-    _, learner = learner_pair(target_sync=None)
+    _, learner = learner_pair()
     learner.target.load_state_dict(copy.deepcopy(plain_net(head_hidden=8, seed=3).state_dict()))
     learner.sync_target()  # no update since the (implicit) first sync: nothing is copied
     assert not torch.equal(
