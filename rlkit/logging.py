@@ -21,7 +21,10 @@ class Logger(Protocol):
 
 
 class JSONLLogger:
-    """One JSON object per logged point: ``{"env_steps": ..., "<tag>": value, ...}``."""
+    """One JSON object per logged point: ``{"env_steps": ..., "<tag>": value, ...}``.
+
+    Values are JSON numbers; NaN and +-Inf (which JSON cannot hold) are written as
+    ``null``, so every line is strict JSON."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -29,8 +32,8 @@ class JSONLLogger:
 
     def log(self, env_steps: int, scalars: dict[str, float]) -> None:
         record = {"env_steps": env_steps}
-        record.update({k: (v if math.isfinite(v) else str(v)) for k, v in scalars.items()})
-        self._file.write(json.dumps(record) + "\n")
+        record.update({k: (float(v) if math.isfinite(v) else None) for k, v in scalars.items()})
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
 
     def flush(self) -> None:
         self._file.flush()
@@ -135,6 +138,7 @@ class ProgressLogger(TerminalProgress):
         self.start_steps = 0
         self.last_eval: float | None = None
         self.last_return: float | None = None
+        self._printed_at: int | None = None  # env steps of the last plain line printed
 
     def begin(self, env_steps: int) -> None:
         self.start = time.perf_counter()
@@ -154,8 +158,14 @@ class ProgressLogger(TerminalProgress):
         )
 
     def update(self, env_steps: int, force: bool = False) -> None:
-        if self.tty or force or env_steps >= self._next_line:
+        """Show progress at ``env_steps``: redrawn on a TTY, else a plain line every
+        ``every_frac``; ``force`` shows it now unless a plain line for this very step
+        was just printed (so the final ``100.0%`` line appears once)."""
+        if self.tty:
             self.draw(env_steps, self._line(env_steps), force)
+        elif (force or env_steps >= self._next_line) and env_steps != self._printed_at:
+            self._printed_at = env_steps
+            self.draw(env_steps, self._line(env_steps), force=True)
 
     def log(self, env_steps: int, scalars: dict[str, float]) -> None:
         if "eval/return_mean" in scalars:

@@ -37,7 +37,7 @@ from rlkit.evaluate import EvalResult, evaluate
 from rlkit.logging import JSONLLogger, MultiLogger, ProgressLogger, TensorBoardLogger
 from rlkit.trainer import NumericalError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = ckpt.FORMAT_VERSION
 
 
 class RunDirError(ValueError):
@@ -112,8 +112,10 @@ def _set_numpy_global_state(state: dict[str, Any]) -> None:
 
 def capture_state(components: Components) -> dict[str, Any]:
     """Everything a checkpoint holds, as tensors and plain values: networks, optimizer,
-    replay (unless ``replay.save_in_checkpoint`` is false), n-step queues, collector and
-    env state, counters, the open logging window and every random generator."""
+    replay contents (unless ``replay.save_in_checkpoint`` is false), the replay's meta
+    state (PER max priority, sampler generator; always), n-step queues, collector and
+    env state, counters, the open logging window and every random generator. The replay
+    arrays share memory with the live buffer: save the result before training goes on."""
     trainer = components.trainer
     state: dict[str, Any] = {
         "format": FORMAT_VERSION,
@@ -123,6 +125,7 @@ def capture_state(components: Components) -> dict[str, Any]:
         "learner": components.learner.state_dict(),
         "nstep": components.nstep.state_dict(),
         "collector": trainer.collector.state_dict(),
+        "replay_meta": components.replay.meta_state_dict(),
         "rng": {
             "python": random.getstate(),
             "numpy": _numpy_global_state(),
@@ -157,13 +160,7 @@ def restore_state(components: Components, state: dict[str, Any]) -> list[str]:
             trainer.collector.reset(
                 seed=components.config.trainer.seed + trainer.counters.env_steps
             )
-        if "replay" in state:
-            components.replay.load_state_dict(state["replay"])
-        else:
-            warnings.append(
-                "the checkpoint holds no replay contents (replay.save_in_checkpoint: false); "
-                "the replay buffer restarts empty"
-            )
+        warnings += _restore_replay(components, state)
         rng = state["rng"]
         random.setstate(_as_python_random_state(rng["python"]))
         _set_numpy_global_state(rng["numpy"])
@@ -175,6 +172,23 @@ def restore_state(components: Components, state: dict[str, Any]) -> list[str]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ckpt.CheckpointError(f"checkpoint does not match this run: {first}") from exc
     return warnings
+
+
+def _restore_replay(components: Components, state: dict[str, Any]) -> list[str]:
+    """Replay contents when saved; otherwise only its meta state (max priority, sampler
+    generator), and learning waits until the buffer is refilled. Returns warnings."""
+    replay = components.replay
+    if "replay" in state:
+        replay.load_state_dict(state["replay"])
+        return []
+    replay.load_meta_state_dict(state["replay_meta"])
+    refill = min(components.config.trainer.learning_starts, replay.capacity)
+    components.trainer.wait_for_replay(refill)
+    return [
+        "the checkpoint holds no replay contents (replay.save_in_checkpoint: false); "
+        f"the replay buffer restarts empty and learning waits until it holds {refill} "
+        "transitions again (min of trainer.learning_starts and replay.capacity)"
+    ]
 
 
 def _as_python_random_state(saved: Any) -> tuple:
@@ -231,6 +245,7 @@ def newest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any], list[str]]:
     """The newest checkpoint of ``run_dir`` that loads, its state, and a warning for each
     newer one that did not (corrupt or truncated files are skipped, never deleted)."""
     require_run_dir(run_dir, "--resume: ")
+    ckpt.check_torch_version()  # one clear error, not "every checkpoint is unreadable"
     found = ckpt.list_checkpoints(run_dir / "checkpoints")
     skipped: list[str] = []
     for path in reversed(found):
@@ -360,12 +375,14 @@ def train(
     keep = config.trainer.keep_checkpoints
 
     def save(trainer) -> None:
+        # every point logged so far reaches the disk before the checkpoint that covers
+        # it exists: a kill right after the checkpoint loses none, and resume drops none
+        jsonl.flush()
+        tensorboard.flush()
         state = capture_state(components)
         path = ckpt.checkpoint_path(ckpt_dir, trainer.counters.env_steps)
         size = ckpt.save_checkpoint(path, state)
         ckpt.prune_checkpoints(ckpt_dir, keep)
-        jsonl.flush()
-        tensorboard.flush()
         replay = f", replay {_state_mib(state['replay']):.1f} MiB" if "replay" in state else ""
         progress.message(f"checkpoint {path} ({size / 2**20:.1f} MiB{replay})")
 
@@ -472,7 +489,7 @@ def evaluate_run(
     dev = resolve_device(device or config.trainer.device)
     net, _ = load_network_from_checkpoint(checkpoint, config, dev)
     episodes = episodes or config.eval.episodes
-    envs = make_envs(config, min(episodes, 10))
+    envs = make_envs(config, min(episodes, 10), evaluation=True)
     try:
         seed = config.trainer.seed + 7 if seed is None else seed
         result = evaluate(

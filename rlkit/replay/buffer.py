@@ -30,6 +30,11 @@ def _tensor_converter(device: torch.device) -> Callable[[np.ndarray], torch.Tens
 class ReplayBuffer:
     """Uniform replay: ``sample`` draws slots uniformly with replacement; weights are 1.
 
+    Sampling rules shared by every buffer (uniform, prioritized, with or without
+    ``dedup_frames``): ``batch_size`` < 1 and an empty buffer (nothing stored, or every
+    stored transition evicted) raise ValueError; draws are with replacement, so a
+    ``batch_size`` larger than ``len(self)`` is allowed and repeats transitions.
+
     Args:
         capacity: number of transitions kept; the oldest is overwritten first.
         obs_shape: shape of one observation, e.g. ``(4,)`` or ``(4, 84, 84)``.
@@ -111,19 +116,27 @@ class ReplayBuffer:
         """No-op for uniform replay (the trainer calls it for every kind of buffer)."""
 
     # ------------------------------------------------------------------ sampling
+    def _check_sample(self, batch_size: int) -> None:
+        """The sampling rules of the class docstring, the same for every buffer."""
+        if batch_size < 1:
+            raise ValueError(f"replay sample: batch_size must be >= 1, got {batch_size}")
+        if len(self) == 0:
+            raise ValueError(
+                "cannot sample from an empty replay buffer: add transitions first"
+                + (" (every stored transition was evicted)" if self._storage.size else "")
+            )
+
     def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
-        """Draw ``batch_size`` transitions (with replacement) as a ``Batch`` on ``device``.
+        """Draw ``batch_size`` >= 1 transitions uniformly with replacement (so more than
+        ``len(self)`` is allowed) as a ``Batch`` on ``device``.
 
         ``beta`` is accepted for interface parity with prioritized replay and ignored;
-        the weights are all 1. Raises ValueError when the buffer is empty.
+        the weights are all 1. ValueError for ``batch_size`` < 1 or an empty buffer.
         """
+        self._check_sample(batch_size)
         n = self._storage.size
-        if n == 0:
-            raise ValueError("cannot sample from an empty replay buffer: add transitions first")
         indices = self._rng.integers(0, n, size=batch_size, dtype=np.int64)
         if self._storage.num_dead:  # frame replay evicted some slots early
-            if self._storage.num_dead >= n:
-                raise ValueError("cannot sample: every stored transition was evicted")
             dead = self._storage.dead[indices]
             while dead.any():
                 indices[dead] = self._rng.integers(0, n, size=int(dead.sum()), dtype=np.int64)
@@ -145,16 +158,27 @@ class ReplayBuffer:
         )
 
     # ------------------------------------------------------------------ checkpointing
+    def meta_state_dict(self) -> dict[str, Any]:
+        """The small part of the state that outlives the contents: the sampler's
+        generator (and, for prioritized replay, the running max priority). A checkpoint
+        saves it even when the contents are left out."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_meta_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``meta_state_dict`` saved (the contents are left as they are)."""
+        self._rng.bit_generator.state = state["rng"]
+
     def state_dict(self) -> dict[str, Any]:
         """Contents and sampling state as CPU tensors and plain Python values (loadable
-        with ``torch.load(weights_only=True)``)."""
+        with ``torch.load(weights_only=True)``). The big arrays may share memory with the
+        live buffer: save them before adding to it again."""
         st = self._storage
         state: dict[str, Any] = {
             "capacity": st.capacity,
             "obs_shape": list(st.obs_shape),
             "size": st.size,  # slots [0, size) are the filled ones
             "pos": st.pos,
-            "rng": self._rng.bit_generator.state,
+            **self.meta_state_dict(),
         }
         state.update({k: torch.from_numpy(v) for k, v in st.state_arrays().items()})
         return state
@@ -166,7 +190,7 @@ class ReplayBuffer:
             if list(np.atleast_1d(state[key])) != list(np.atleast_1d(mine)):
                 raise ValueError(f"replay state has {key}={state[key]} but this buffer has {mine}")
         st.load_arrays(state, int(state["size"]), int(state["pos"]))
-        self._rng.bit_generator.state = state["rng"]
+        self.load_meta_state_dict(state)
 
     # hooks for subclasses, called with the slot(s) just written
     def _added_one(self, slot: int) -> None:
@@ -242,10 +266,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return self._tree.get(indices)
 
     def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
-        """Stratified proportional sample of ``batch_size`` slots with IS weights (see class
-        docstring). Raises ValueError when the buffer is empty."""
-        if self._storage.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer: add transitions first")
+        """Stratified proportional sample of ``batch_size`` >= 1 slots with IS weights (see
+        class docstring); the sampling rules of ``ReplayBuffer`` (ValueError for
+        ``batch_size`` < 1 or an empty buffer; more than ``len(self)`` allowed)."""
+        self._check_sample(batch_size)
         indices, p = self._tree.find_stratified(self._rng.random(batch_size))
         weights = np.power(p.min() / p, beta).astype(np.float32)
         return self._batch(indices, weights)
@@ -272,10 +296,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             if top > self._max_priority:
                 self._max_priority = top
 
+    def meta_state_dict(self) -> dict[str, Any]:
+        """The sampler's generator and the running max priority."""
+        return {**super().meta_state_dict(), "max_priority": self._max_priority}
+
+    def load_meta_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_meta_state_dict(state)
+        self._max_priority = float(state["max_priority"])
+
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["priorities"] = torch.from_numpy(self._tree.get(np.arange(state["size"])))
-        state["max_priority"] = self._max_priority
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -283,7 +314,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         n = int(state["size"])
         self._tree = SumTree(self._storage.capacity, backend=self._tree.backend)
         self._tree.update(np.arange(n), np.asarray(state["priorities"], dtype=np.float64))
-        self._max_priority = float(state["max_priority"])
 
     def _added_one(self, slot: int) -> None:
         self._tree.update_one(slot, self._max_priority)

@@ -101,10 +101,12 @@ class RingStorage:
         return []
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The filled slots' arrays, for a checkpoint (copies)."""
+        """The filled slots' arrays, for a checkpoint: views of the live arrays, not
+        copies, so that saving a full buffer needs no second buffer's worth of memory
+        (save them before the storage changes)."""
         n = self.size
         return {
-            name: getattr(self, name)[:n].copy()
+            name: getattr(self, name)[:n]
             for name in ("obs", "action", "reward", "next_obs", "discount")
         }
 

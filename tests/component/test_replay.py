@@ -270,3 +270,68 @@ def test_state_dict_round_trip_through_a_safe_checkpoint(kind):
         np.testing.assert_array_equal(a.priorities(np.arange(10)), b.priorities(np.arange(10)))
     with pytest.raises(ValueError, match="capacity"):
         make(kind, 11).load_state_dict(state)
+
+
+# ------------------------------------------------------------------ sampling rules
+# The same for every buffer (uniform or prioritized, with or without dedup_frames).
+
+FRAME_SHAPE = (4, 3, 3)  # a uint8 frame stack [S, H, W], as dedup_frames needs
+
+
+def make_any(kind: str, dedup: bool, capacity: int = 8):
+    shape, dtype = (FRAME_SHAPE, np.uint8) if dedup else ((2,), np.float32)
+    if kind == "uniform":
+        return ReplayBuffer(capacity, shape, dtype, seed=0, dedup_frames=dedup)
+    return PrioritizedReplayBuffer(capacity, shape, dtype, seed=0, backend=kind, dedup_frames=dedup)
+
+
+def fill(buf, n: int) -> None:
+    """``n`` transitions; transition i's obs is all i (so a batch says which it drew)."""
+    for i in range(n):
+        obs = np.full(buf.obs_shape, i, dtype=np.uint8 if len(buf.obs_shape) == 3 else np.float32)
+        buf.add(obs, i % 2, float(i), obs + 1, 0.9)
+
+
+ALL_BUFFERS = [(kind, dedup) for kind in KINDS for dedup in (False, True)]
+
+
+@pytest.mark.parametrize(("kind", "dedup"), ALL_BUFFERS)
+@pytest.mark.parametrize("batch_size", [0, -3])
+def test_batch_size_below_one_is_a_value_error(kind, dedup, batch_size):
+    buf = make_any(kind, dedup)
+    fill(buf, 3)
+    with pytest.raises(ValueError, match=f"batch_size must be >= 1, got {batch_size}"):
+        buf.sample(batch_size)
+
+
+@pytest.mark.parametrize(("kind", "dedup"), ALL_BUFFERS)
+def test_sampling_any_empty_buffer_is_a_value_error(kind, dedup):
+    with pytest.raises(ValueError, match="empty replay buffer"):
+        make_any(kind, dedup).sample(4)
+
+
+@pytest.mark.parametrize(("kind", "dedup"), ALL_BUFFERS)
+def test_more_than_len_is_drawn_with_replacement(kind, dedup):
+    buf = make_any(kind, dedup)
+    fill(buf, 3)
+    batch = buf.sample(10)  # 10 draws from 3 transitions: repeats are certain
+    assert batch.indices.shape == (10,) and set(batch.indices.tolist()) <= {0, 1, 2}
+    assert len(set(batch.indices.tolist())) < 10
+    assert batch.obs.shape == (10, *buf.obs_shape)
+    # each row is the transition its index names (obs all i, reward i)
+    flat_obs = batch.obs.reshape(10, -1)[:, 0].numpy().astype(np.int64)
+    np.testing.assert_array_equal(flat_obs, batch.indices)
+    np.testing.assert_array_equal(batch.reward.numpy(), batch.indices.astype(np.float32))
+    # equal priorities (all new ones get 1.0): every IS weight is (1/1)^beta = 1
+    np.testing.assert_array_equal(batch.weights.numpy(), np.ones(10, dtype=np.float32))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_dict_saves_the_arrays_without_copying_them(kind):
+    # a checkpoint of a full buffer must not need a second buffer's worth of memory
+    buf = make(kind, 10)
+    add_range(buf, 0, 10)
+    state = buf.state_dict()
+    for name in ("obs", "next_obs", "action", "reward", "discount"):
+        assert np.shares_memory(state[name].numpy(), getattr(buf._storage, name)), name
+        assert state[name].untyped_storage().nbytes() == getattr(buf._storage, name).nbytes

@@ -4,6 +4,7 @@ same run left alone. Runs are real ``python -m rlkit`` processes on CPU."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,3 +165,96 @@ def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path):
     steps = int(last.stem.split("_")[1])
     assert 1000 <= steps < 12000
     assert load_checkpoint(last)["env_steps"] == steps  # the stop step was checkpointed
+
+
+# ---------------------------------------------------------------- every generator, in-process
+
+GENERATORS = [
+    "trainer.device=cpu",
+    "trainer.total_steps=600",
+    "trainer.learning_starts=200",
+    "trainer.train_every=20",
+    "trainer.checkpoint_every=300",
+    "network.hidden_sizes=[16]",
+    "network.noisy=true",  # training draws from torch's generator (noise), not only build
+    "replay.prioritized=true",
+    "eval.every=300",
+    "eval.episodes=2",
+    "eval.epsilon=0.3",  # evaluation draws from its own generator too
+]
+
+
+def _train_and_keep_open(run_dir: Path, items: list[str], monkeypatch):
+    """``rlkit.run.train`` in-process, with the components left open (envs usable)."""
+    from rlkit import build as build_module
+    from rlkit.config import load_config
+    from rlkit.run import train
+
+    monkeypatch.setattr(build_module.Components, "close", lambda self: None)
+    threads = torch.get_num_threads()
+    try:
+        config = load_config(ROOT / "configs" / "cartpole_dqn.yaml", items)
+        components, _ = train(config, run_dir, stream=io.StringIO())
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)
+    monkeypatch.undo()
+    return config, components
+
+
+def _play(envs, steps: int) -> list:
+    """Step ``envs`` with a fixed action sequence; everything they return."""
+    actions = np.random.default_rng(123).integers(0, 2, size=(steps, envs.num_envs))
+    return [envs.step(a)[:4] for a in actions]
+
+
+@pytest.mark.parametrize("save_replay", [True, False])
+def test_restore_puts_back_every_generator(tmp_path, monkeypatch, save_replay):
+    """After ``restore_state`` each generator draws what the uninterrupted run would:
+    Python, NumPy, torch, the env, the evaluation envs and epsilon, the policy and the
+    replay sampler (also when the replay contents are not saved)."""
+    import random
+
+    from rlkit.build import build
+    from rlkit.logging import MultiLogger
+    from rlkit.run import restore_state
+
+    items = [*GENERATORS, f"replay.save_in_checkpoint={str(save_replay).lower()}"]
+    config, a = _train_and_keep_open(tmp_path / "run", items, monkeypatch)
+    # the run's last act was its final checkpoint: a's generators are where it left them
+    expected = {
+        "python": random.random(),
+        "numpy": np.random.random(),
+        "torch": torch.rand(3),
+        "policy": a.trainer.collector.policy.rng.random(3),
+    }
+    sampler = np.random.Generator(np.random.PCG64())
+    sampler.bit_generator.state = a.replay.meta_state_dict()["rng"]
+    expected["sampler"] = sampler.random(3)
+    # a new process: the global generators start elsewhere
+    random.seed(999)
+    np.random.seed(999)
+    torch.manual_seed(999)
+    b = build(config, MultiLogger())
+    try:
+        restore_state(b, load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1]))
+        assert random.random() == expected["python"]
+        assert np.random.random() == expected["numpy"]
+        assert torch.equal(torch.rand(3), expected["torch"])
+        np.testing.assert_array_equal(b.trainer.collector.policy.rng.random(3), expected["policy"])
+        sampler.bit_generator.state = b.replay.meta_state_dict()["rng"]
+        np.testing.assert_array_equal(sampler.random(3), expected["sampler"])
+        assert b.replay.max_priority == a.replay.max_priority > 1.0
+        # the env: 60 steps of CartPole with fixed actions end episodes, whose resets draw
+        # from the env's generator
+        for ra, rb in zip(_play(a.envs, 60), _play(b.envs, 60)):
+            for xa, xb in zip(ra, rb):
+                np.testing.assert_array_equal(xa, xb)
+        # evaluation: its envs are seeded by the evaluation's index, epsilon draws from
+        # its own generator
+        a.trainer.logger = MultiLogger()  # the run closed its own loggers
+        ea, eb = a.trainer.run_evaluation(), b.trainer.run_evaluation()
+        assert eb.returns == ea.returns and eb.lengths == ea.lengths
+    finally:
+        a.close()
+        b.close()
