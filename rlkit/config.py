@@ -2,7 +2,7 @@
 
 Every field has a one-line docstring (meaning, unit, range) in the ``#:`` comment above it.
 Step counts are **env steps** (one step of one environment, i.e. one transition) unless
-the name says otherwise. ``rlkit train --help`` and ``docs/config.md`` list all fields.
+the name says otherwise. ``rlkit train --help`` lists all fields (``describe()``).
 """
 
 from __future__ import annotations
@@ -39,12 +39,79 @@ class EnvConfig:
     frame_skip: int = 4
     #: Atari: 84x84 grayscale frames per observation (>= 1).
     frame_stack: int = 4
-    #: Atari: at most this many no-op actions after a reset (>= 0).
+    #: Atari: named evaluation protocol that sets the five protocol keys below (machado2018, rainbow2018, atari100k; custom = set each key yourself); an explicit key that contradicts the preset is an error (values: rlkit.config.ATARI_PROTOCOLS).
+    protocol: Literal["custom", "machado2018", "rainbow2018", "atari100k"] = "custom"
+    #: Atari: at most this many no-op actions after a reset (>= 0; 0 = none).
     noop_max: int = 30
-    #: Atari: a lost life ends the episode for learning (the game goes on).
+    #: Atari: a lost life ends the learning episode (terminal for n-step returns and the TD target) while the game goes on; training env only, episode statistics and evaluation count whole games.
     terminal_on_life_loss: bool = False
-    #: Atari: probability of repeating the previous action (sticky actions, Machado et al. 2018), in [0, 1].
+    #: Atari: probability of repeating the previous action at each emulator frame (sticky actions, Machado et al. 2018), in [0, 1].
     sticky_actions: float = 0.25
+    #: Atari: act with all 18 joystick actions (true) or the game's minimal action set (false).
+    full_action_space: bool = False
+    #: Atari: episode cap in emulator frames, no-op starts included (>= 1; None = no cap); the capped step is a truncation, not a termination. 108,000 frames = 27,000 agent steps at frame_skip 4.
+    max_frames_per_episode: int | None = 108_000
+
+
+# Named Atari protocols: the values ``env.protocol`` gives the protocol keys.
+#  - machado2018: Machado et al. 2018, "Revisiting the Arcade Learning Environment", JAIR 61
+#    (sticky actions 0.25 instead of no-op starts, all 18 actions, no life-loss signal,
+#    results reported at the end of training; capped at 108,000 frames = 30 minutes).
+#  - rainbow2018: Hessel et al. 2018 (Rainbow) and Mnih et al. 2015 (DQN Nature): up to 30
+#    no-op starts, no sticky actions, the minimal action set, a lost life terminal for
+#    learning only. Rainbow truncates episodes at 108,000 frames (30 minutes of play,
+#    following van Hasselt et al. 2016); DQN Nature evaluated for up to 5 minutes.
+#  - atari100k: the Atari 100k benchmark (Kaiser et al. 2020; van Hasselt et al. 2019's
+#    data-efficient Rainbow): the rainbow2018 env settings (no sticky actions, life loss
+#    terminal for learning, 108,000-frame cap) with 100,000 agent steps of training.
+ATARI_PROTOCOLS: dict[str, dict[str, Any]] = {
+    "machado2018": {
+        "sticky_actions": 0.25,
+        "noop_max": 0,
+        "full_action_space": True,
+        "max_frames_per_episode": 108_000,
+        "terminal_on_life_loss": False,
+    },
+    "rainbow2018": {
+        "sticky_actions": 0.0,
+        "noop_max": 30,
+        "full_action_space": False,
+        "max_frames_per_episode": 108_000,
+        "terminal_on_life_loss": True,
+    },
+    "atari100k": {
+        "sticky_actions": 0.0,
+        "noop_max": 30,
+        "full_action_space": False,
+        "max_frames_per_episode": 108_000,
+        "terminal_on_life_loss": True,
+    },
+}
+
+
+def apply_protocol(env: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """The coerced ``env`` section with the keys of its ``protocol`` preset filled in.
+
+    A key given explicitly must equal the preset's value (so a resolved config.yaml,
+    which lists every key, loads again); otherwise ConfigError naming the key.
+    """
+    name = env.get("protocol", "custom")
+    if name == "custom":
+        return env
+    env_id = env.get("id", EnvConfig.id)
+    if not str(env_id).startswith("ALE/"):
+        raise ConfigError(
+            f"{source}: env.protocol {name!r} is an Atari protocol but env.id {env_id!r} "
+            "is not an ALE/ id (use env.protocol=custom)"
+        )
+    preset = ATARI_PROTOCOLS[name]
+    for key, value in preset.items():
+        if key in env and env[key] != value:
+            raise ConfigError(
+                f"{source}: env.{key} is {env[key]!r} but env.protocol {name!r} sets {value!r} "
+                "(remove the key, or set env.protocol=custom)"
+            )
+    return {**env, **preset}
 
 
 @dataclass(frozen=True)
@@ -67,6 +134,8 @@ class NetworkConfig:
     torso: Literal["auto", "mlp", "nature_cnn", "minatar_cnn"] = "auto"
     #: hidden width inside each head stream (0 = none; None = 512 for the CNN, 0 for the MLP).
     head_hidden: int | None = None
+    #: when noisy layers draw new noise: paper (Fortunato et al. 2018: fresh noise at every acting step; independent draws for the online net, the target net and the online net's next-action selection in every update) or per_update (one online and one target draw per update, reused by acting).
+    noise_cadence: Literal["paper", "per_update"] = "paper"
 
 
 @dataclass(frozen=True)
@@ -89,6 +158,8 @@ class LearnerConfig:
     loss: Literal["huber", "mse"] = "huber"
     #: clip the global gradient norm to this value (> 0; None = no clipping).
     max_grad_norm: float | None = 10.0
+    #: C51 priority of a sample: kl (KL divergence of the projected target from the prediction, Hessel et al. 2018) or cross_entropy (KL + the target's entropy, as many implementations use).
+    c51_priority: Literal["kl", "cross_entropy"] = "kl"
 
 
 @dataclass(frozen=True)
@@ -314,6 +385,8 @@ def from_dict(data: dict, source: str = "config") -> Config:
                     f"{source}: unknown key '{name}.{key}'{_suggest(str(key), list(hints))}"
                 )
             kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+        if name == "env":
+            kwargs = apply_protocol(kwargs, source)
         sections[name] = cls(**kwargs)
     config = Config(**sections)
     validate(config)
@@ -347,25 +420,56 @@ def _check(cond: bool, key: str, message: str, value: Any) -> None:
         raise ConfigError(f"{key}: {message}, got {value!r}")
 
 
-def validate(c: Config) -> None:
-    """Range checks; raises ConfigError naming the first offending key."""
-    _check(c.env.num_envs >= 1, "env.num_envs", "must be >= 1", c.env.num_envs)
-    _check(c.env.frame_skip >= 1, "env.frame_skip", "must be >= 1", c.env.frame_skip)
-    _check(c.env.frame_stack >= 1, "env.frame_stack", "must be >= 1", c.env.frame_stack)
-    _check(c.env.noop_max >= 0, "env.noop_max", "must be >= 0", c.env.noop_max)
+# gymnasium.make keywords of ALE envs that rlkit sets from its own env keys.
+_ALE_KWARGS = {
+    "repeat_action_probability": "env.sticky_actions",
+    "full_action_space": "env.full_action_space",
+    "max_num_frames_per_episode": "env.max_frames_per_episode",
+    "frameskip": "env.frame_skip",
+}
+
+
+def _check_ale_kwargs(env: EnvConfig) -> None:
+    """ConfigError when env.kwargs of an ALE id sets what an rlkit env key controls."""
+    if not env.id.startswith("ALE/"):
+        return
+    for key, instead in _ALE_KWARGS.items():
+        if key in env.kwargs:
+            raise ConfigError(f"env.kwargs.{key}: rlkit sets it for ALE ids; use {instead}")
+
+
+def _validate_env(e: EnvConfig) -> None:
+    """Range checks of the env section."""
+    _check(e.num_envs >= 1, "env.num_envs", "must be >= 1", e.num_envs)
+    _check(e.frame_skip >= 1, "env.frame_skip", "must be >= 1", e.frame_skip)
+    _check(e.frame_stack >= 1, "env.frame_stack", "must be >= 1", e.frame_stack)
+    _check(e.noop_max >= 0, "env.noop_max", "must be >= 0", e.noop_max)
     _check(
-        0.0 <= c.env.sticky_actions <= 1.0,
+        0.0 <= e.sticky_actions <= 1.0,
         "env.sticky_actions",
         "must be in [0, 1]",
-        c.env.sticky_actions,
+        e.sticky_actions,
     )
-    if c.env.max_episode_steps is not None:
+    if e.max_frames_per_episode is not None:
         _check(
-            c.env.max_episode_steps >= 1,
+            e.max_frames_per_episode >= 1,
+            "env.max_frames_per_episode",
+            "must be >= 1 (None = no cap)",
+            e.max_frames_per_episode,
+        )
+    _check_ale_kwargs(e)
+    if e.max_episode_steps is not None:
+        _check(
+            e.max_episode_steps >= 1,
             "env.max_episode_steps",
             "must be >= 1",
-            c.env.max_episode_steps,
+            e.max_episode_steps,
         )
+
+
+def validate(c: Config) -> None:
+    """Range checks; raises ConfigError naming the first offending key."""
+    _validate_env(c.env)
     _check(
         all(h >= 1 for h in c.network.hidden_sizes),
         "network.hidden_sizes",

@@ -84,14 +84,47 @@ def check_env_id(env_id: str) -> None:
 
 @dataclass(frozen=True)
 class AtariOptions:
-    """Atari preprocessing (Mnih et al. 2015; Machado et al. 2018)."""
+    """Atari preprocessing (Mnih et al. 2015; Machado et al. 2018) and ALE settings."""
 
     frame_skip: int = 4  # env steps are agent steps: each repeats the action frame_skip times
     frame_stack: int = 4  # observations stack this many 84x84 frames: [stack, 84, 84] uint8
     noop_max: int = 30  # up to this many no-op actions after each reset
     screen_size: int = 84
-    terminal_on_life_loss: bool = False
-    sticky_actions: float = 0.25  # probability of repeating the previous action
+    sticky_actions: float = 0.25  # per emulator frame: probability of repeating the previous action
+    full_action_space: bool = False  # all 18 joystick actions instead of the game's minimal set
+    max_frames_per_episode: int | None = 108_000  # emulator frames, then truncation (None: no cap)
+    life_loss_signal: bool = False  # add info["life_loss"] (LifeLossSignal); the game goes on
+
+
+class LifeLossSignal(gym.Wrapper):
+    """Reports a lost life without ending the game: ``info["life_loss"]`` is True on a step
+    where the ALE's life counter went down and the game is not over (``terminated`` False),
+    False on every other step and after a reset.
+
+    The episode is not ended here: learning code treats ``terminated | life_loss`` as the
+    end of a learning episode (the DQN papers' "life loss as terminal"), while the game,
+    and the episode statistics, run on to game over.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.lives = 0
+
+    def _ale_lives(self) -> int:
+        return int(self.env.unwrapped.ale.lives())
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self.lives = self._ale_lives()
+        info["life_loss"] = False
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self._ale_lives()
+        info["life_loss"] = bool(lives < self.lives and not terminated)
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
 
 
 class MinAtarObservation(gym.ObservationWrapper):
@@ -115,31 +148,41 @@ def _make_one(
     suite = suite_of(env_id)
     try:
         if suite == "atari":
-            options = atari or AtariOptions()
-            env = gym.make(
-                env_id,
-                frameskip=1,  # AtariPreprocessing skips (and max-pools the last two frames)
-                repeat_action_probability=options.sticky_actions,
-                **kwargs,
-            )
-            env = gym.wrappers.AtariPreprocessing(
-                env,
-                noop_max=options.noop_max,
-                frame_skip=options.frame_skip,
-                screen_size=options.screen_size,
-                terminal_on_life_loss=options.terminal_on_life_loss,
-                grayscale_obs=True,
-                scale_obs=False,
-            )
-            if max_episode_steps is not None:  # in agent steps, not frames
-                env = gym.wrappers.TimeLimit(env, max_episode_steps)
-            return gym.wrappers.FrameStackObservation(env, options.frame_stack)
+            return _make_atari(env_id, max_episode_steps, kwargs, atari or AtariOptions())
         env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
         return MinAtarObservation(env) if suite == "minatar" else env
     except gym.error.DependencyNotInstalled as exc:
         raise EnvError(f"env.id {env_id!r} needs an extra dependency: {exc}") from exc
     except TypeError as exc:
         raise EnvError(f"env.kwargs for {env_id!r} rejected: {exc}") from exc
+
+
+def _make_atari(
+    env_id: str, max_episode_steps: int | None, kwargs: dict[str, Any], options: AtariOptions
+) -> gym.Env:
+    """One ALE env: emulator settings, AtariPreprocessing, time limit, frame stack, and the
+    life-loss signal when asked for. A life loss never ends the episode here."""
+    env = gym.make(
+        env_id,
+        frameskip=1,  # AtariPreprocessing skips (and max-pools the last two frames)
+        repeat_action_probability=options.sticky_actions,
+        full_action_space=options.full_action_space,
+        max_num_frames_per_episode=options.max_frames_per_episode,  # frames, incl. no-ops
+        **kwargs,
+    )
+    env = gym.wrappers.AtariPreprocessing(
+        env,
+        noop_max=options.noop_max,
+        frame_skip=options.frame_skip,
+        screen_size=options.screen_size,
+        terminal_on_life_loss=False,  # it would end (and reset) the game at every life
+        grayscale_obs=True,
+        scale_obs=False,
+    )
+    if max_episode_steps is not None:  # in agent steps, not frames
+        env = gym.wrappers.TimeLimit(env, max_episode_steps)
+    env = gym.wrappers.FrameStackObservation(env, options.frame_stack)
+    return LifeLossSignal(env) if options.life_loss_signal else env
 
 
 def make_vec_env(
@@ -153,7 +196,9 @@ def make_vec_env(
     """``num_envs`` copies of ``env_id`` in a SyncVectorEnv with SAME_STEP autoreset.
 
     ALE ids ("ALE/Pong-v5") get the Atari preprocessing of ``atari`` (uint8 frame stacks
-    [stack, 84, 84]); MinAtar ids ("MinAtar/Breakout-v1") channels-first float grids.
+    [stack, 84, 84]); with ``atari.life_loss_signal`` each step's info also holds
+    ``info["life_loss"]``, [num_envs] bool (see LifeLossSignal). MinAtar ids
+    ("MinAtar/Breakout-v1") give channels-first float grids.
     Raises EnvError for an unknown id, a missing extra or a non-discrete action space.
     """
     check_env_id(env_id)

@@ -3,6 +3,7 @@ one-line error when an extra is missing."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from rlkit import envs as rlkit_envs
 from rlkit.checkpoint import list_checkpoints, load_checkpoint
 from rlkit.config import load_config
-from tests.e2e.test_cli import (  # noqa: F401 - _isolated is an autouse fixture
+from tests.e2e.tiny import (  # noqa: F401 - _isolated is an autouse fixture
     _isolated,
     assert_one_line_error,
     cli,
@@ -58,10 +59,11 @@ def test_pong_rainbow_tiny_run(capsys, tmp_path):
     frames = state["replay"]["frames"]
     assert frames.dtype == torch.uint8 and tuple(frames.shape[1:]) == (84, 84)
     stored = int(state["replay"]["size"])
-    assert stored == 240 - 0  # one transition per env step (n-step tails flushed or pending)
+    assert stored == 240  # one transition per env step: every n-step tail was flushed
     assert len(frames) < 1.2 * stored  # about one frame per transition, not 8
     code, out, err = cli(capsys, "eval", str(run_dir), "--episodes", "1")
-    assert code == 0, err and "return:" in out
+    assert code == 0, err
+    assert "return:" in out
 
 
 def test_atari_observations_are_preprocessed_frame_stacks():
@@ -77,6 +79,47 @@ def test_atari_observations_are_preprocessed_frame_stacks():
         obs, reward, terminated, truncated, info = envs.step(np.zeros(2, dtype=np.int64))
     assert truncated.all() and not terminated.any()  # the limit counts agent steps
     envs.close()
+
+
+def test_breakout_der_100k_counts_whole_games_and_learns_from_lost_lives(tmp_path):
+    """der_100k (life loss terminal for learning) on Breakout with random actions: the
+    logged episodes are whole games (a random policy loses a life in ~35 agent steps and
+    a game of 5 lives lasts well over 100), and every lost life is a learning terminal."""
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from rlkit import run
+
+    steps = 1200
+    items = [
+        "env.id=ALE/Breakout-v5",
+        "trainer.device=cpu",
+        f"trainer.total_steps={steps}",
+        f"trainer.learning_starts={10 * steps}",  # no updates: the policy stays random
+        "trainer.checkpoint_every=0",  # the final checkpoint only
+        "trainer.log_every=200",
+        "replay.capacity=2000",  # holds every transition of the run
+        "replay.n_step=1",  # one stored transition per env step: terminals can be counted
+        "learner.batch_size=8",
+        "exploration.epsilon_start=1.0",
+        "exploration.epsilon_end=1.0",
+        "eval.every=0",
+        "eval.episodes=1",
+        "eval.epsilon=1.0",  # a random final evaluation game ends in a few hundred steps
+    ]
+    config = load_config(CONFIGS / "atari" / "der_100k.yaml", items)
+    assert config.env.terminal_on_life_loss and config.env.protocol == "atari100k"
+    run_dir = tmp_path / "breakout"
+    run.train(config, run_dir, stream=io.StringIO())
+    lengths = [r["train/episode_length"] for r in metrics(run_dir) if "train/episode_length" in r]
+    assert lengths and min(lengths) > 100, lengths
+    state = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
+    games = int(state["trainer"]["counters"]["episodes"])
+    size = int(state["replay"]["size"])
+    terminals = int((state["replay"]["discount"][:size] == 0).sum())
+    # Breakout has 5 lives: each finished game holds 4 life-loss terminals and 1 game over;
+    # the unfinished game at the end adds at most 4 more
+    assert games >= 3
+    assert 5 * games <= terminals <= 5 * games + 4, (games, terminals)
 
 
 def test_minatar_tiny_run(capsys, tmp_path):
