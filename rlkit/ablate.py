@@ -298,6 +298,7 @@ def resolve_config(
 
 
 def default_out(suite: Suite) -> Path:
+    """``runs/ablate/<suite name>``: where a suite's run dirs go without ``--out``."""
     return Path("runs") / "ablate" / suite.name
 
 
@@ -396,9 +397,11 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write ``data`` as indented JSON to ``path`` with ``rlkit.checkpoint.atomic_write``
+    (never half-written; a failed write leaves the old file and no temp file)."""
+    from rlkit.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 # ---------------------------------------------------------------- one run (worker side)
@@ -861,6 +864,7 @@ realised discounted return G. "–": no value (no finished seed, or no counted s
 
 
 def markdown_table(rows: Sequence[ResultRow]) -> list[str]:
+    """The lines of report.md's results table (header, rule, one line per row)."""
     lines = [MD_HEADER, "|" + " --- |" * 9]
     for r in rows:
         iqm_text = "–"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rlkit.collector import Collector, EpsilonGreedy
+from rlkit.collector import Collector
 from rlkit.config import Config, ConfigError
 from rlkit.envs import AtariOptions, make_vec_env, space_info
 from rlkit.evaluate import EvalResult, evaluate
@@ -21,6 +22,7 @@ from rlkit.learner import DQNLearner
 from rlkit.logging import Logger
 from rlkit.nn import QNetwork
 from rlkit.nn.plain_mlp import NumpyGreedy
+from rlkit.policy import EpsilonGreedy
 from rlkit.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
 from rlkit.replay.frames import frame_storage_bytes
 from rlkit.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
@@ -67,6 +69,7 @@ def make_optimizer(params, lr: float, eps: float, device: torch.device) -> torch
 
 
 def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLearner:
+    """The DQNLearner of ``config.learner`` (and ``network.noise_cadence``) for ``net``."""
     lc = config.learner
     optimizer = make_optimizer(list(net.parameters()), lc.lr, lc.adam_eps, device)
     return DQNLearner(
@@ -74,9 +77,12 @@ def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLea
         optimizer,
         double_q=lc.double_q,
         use_target_network=lc.target_update_period > 0,
-        target_sync=None,  # the trainer syncs every target_update_period env steps
+        # the trainer calls learner.sync_target() every target_update_period env steps
+        target_tau=lc.target_tau,
         loss=lc.loss,
         max_grad_norm=lc.max_grad_norm,
+        noise_cadence=config.network.noise_cadence,
+        c51_priority=lc.c51_priority,
         manual_gradients=config.trainer.fast_mlp,
     )
 
@@ -97,7 +103,21 @@ def replay_bytes(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype
     return capacity * per_item + tree
 
 
-def available_memory() -> int | None:
+MEMINFO = Path("/proc/meminfo")
+
+
+def available_memory(meminfo: Path | None = None) -> int | None:
+    """Bytes of memory available to a new allocation: ``MemAvailable`` of ``meminfo``
+    (default ``MEMINFO``; Linux: free memory plus the page cache and buffers the kernel
+    can reclaim), else free memory from ``sysconf`` (which ignores reclaimable cache),
+    else None."""
+    try:
+        for line in (MEMINFO if meminfo is None else meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                value, unit = line.split()[1:3]
+                return int(value) * (1024 if unit.lower() == "kb" else 1)
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -184,14 +204,22 @@ def build_cadence(config: Config) -> Cadence:
     )
 
 
-def make_envs(config: Config, num_envs: int) -> gym.vector.VectorEnv:
+def make_envs(config: Config, num_envs: int, *, evaluation: bool = False) -> gym.vector.VectorEnv:
+    """``num_envs`` envs of ``config.env`` (SAME_STEP autoreset).
+
+    Training envs (``evaluation`` False) of an Atari config with
+    ``env.terminal_on_life_loss`` report ``info["life_loss"]`` ([num_envs] bool) at each
+    lost life while the game goes on; evaluation envs never do: they play whole games.
+    """
     e = config.env
     atari = AtariOptions(
         frame_skip=e.frame_skip,
         frame_stack=e.frame_stack,
         noop_max=e.noop_max,
-        terminal_on_life_loss=e.terminal_on_life_loss,
         sticky_actions=e.sticky_actions,
+        full_action_space=e.full_action_space,
+        max_frames_per_episode=e.max_frames_per_episode,
+        life_loss_signal=e.terminal_on_life_loss and not evaluation,
     )
     return make_vec_env(
         e.id, num_envs, max_episode_steps=e.max_episode_steps, kwargs=e.kwargs, atari=atari
@@ -229,7 +257,7 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
     torch.set_flush_denormal(True)
     torch.manual_seed(t.seed)
     envs = make_envs(config, config.env.num_envs)
-    eval_envs = make_envs(config, min(config.eval.episodes, 10))
+    eval_envs = make_envs(config, min(config.eval.episodes, 10), evaluation=True)
     envs.action_space.seed(t.seed)
     obs_shape, obs_dtype, num_actions = space_info(envs)
     network = build_network(config, obs_shape, num_actions).to(device)
@@ -243,6 +271,7 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
         device,
         np.random.default_rng(t.seed + 1),
         greedy_fn=NumpyGreedy(network) if numpy_acting else None,
+        resample_noise=config.network.noise_cadence == "paper",
     )
     collector = Collector(envs, policy)
     eval_rng = np.random.default_rng(t.seed + 2)

@@ -3,11 +3,17 @@
 It reports, for every vector step, one raw transition per env (with the true last
 observation of an episode, not the autoreset one), a mask of which envs produced a real
 transition, and the returns/lengths of episodes that just finished.
+
+Episodes and learning terminals. An *episode* is what the env calls one (a whole Atari
+game): it ends when the env says ``terminated`` or ``truncated``, and episode returns and
+lengths count it whole. A *learning terminal* is where the TD target stops bootstrapping:
+``terminated``, or a lost life when the env reports ``info["life_loss"]`` (see
+``rlkit.envs``; the game goes on after it, without a reset). ``StepOutput.terminated``
+is the learning terminal; ``StepOutput.episode_end`` the episode end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -16,47 +22,9 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from rlkit.envs import autoreset_mode, capture_env_state, restore_env_state
-from rlkit.nn.qnet import QNetwork
+from rlkit.policy import EpsilonGreedy
 
-
-class EpsilonGreedy:
-    """Greedy actions of ``net`` with probability 1 - epsilon, uniform ones otherwise.
-
-    The network is evaluated only when at least one env acts greedily. For noisy nets
-    the noise is whatever the net currently holds (the learner resamples it before every
-    update; the trainer resamples it every vector step before the first update).
-    """
-
-    def __init__(
-        self,
-        net: QNetwork,
-        num_actions: int,
-        device: torch.device,
-        rng: np.random.Generator,
-        greedy_fn: Callable[[np.ndarray], np.ndarray] | None = None,
-    ) -> None:
-        """``greedy_fn`` (optional) computes the same greedy actions another way, e.g.
-        ``rlkit.nn.plain_mlp.NumpyGreedy(net)`` for small plain MLPs on a CPU."""
-        self.net, self.num_actions, self.device, self.rng = net, num_actions, device, rng
-        self.greedy_fn = greedy_fn
-
-    def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """argmax_a Q(obs, a) for a batch of observations [N, *obs_shape] -> [N]."""
-        if self.greedy_fn is not None:
-            return self.greedy_fn(obs)
-        with torch.inference_mode():
-            q_NA = self.net(torch.as_tensor(obs, device=self.device))
-            return q_NA.argmax(dim=1).cpu().numpy()
-
-    def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
-        n = obs.shape[0]
-        if epsilon <= 0.0:
-            return self.greedy(obs)
-        explore = self.rng.random(n) < epsilon
-        random_actions = self.rng.integers(0, self.num_actions, size=n)
-        if explore.all():
-            return random_actions
-        return np.where(explore, random_actions, self.greedy(obs))
+__all__ = ["Collector", "EpsilonGreedy", "StepOutput"]
 
 
 class StepOutput(NamedTuple):
@@ -66,11 +34,22 @@ class StepOutput(NamedTuple):
     action: np.ndarray  # [N] int64
     reward: np.ndarray  # [N] float32
     next_obs: np.ndarray  # [N, *obs_shape] true next observation (final obs at episode end)
-    terminated: np.ndarray  # [N] bool
+    terminated: np.ndarray  # [N] bool: learning terminal (env termination or a lost life)
     truncated: np.ndarray  # [N] bool
     valid: np.ndarray  # [N] bool: False for NEXT_STEP reset steps (not transitions)
+    episode_end: np.ndarray  # [N] bool: the env's episode (game) ended at this step
     episode_returns: list[float]  # undiscounted returns of episodes that ended this step
     episode_lengths: list[int]  # their lengths in env steps
+
+
+def life_lost(info: dict, num_envs: int) -> np.ndarray:
+    """``info["life_loss"]`` of a vector step as [N] bool (all False when absent)."""
+    flags = info.get("life_loss")
+    if flags is None:
+        return np.zeros(num_envs, dtype=bool)
+    mask = info.get("_life_loss")
+    flags = np.asarray(flags, dtype=bool)
+    return flags & np.asarray(mask, dtype=bool) if mask is not None else flags
 
 
 class Collector:
@@ -98,7 +77,7 @@ class Collector:
         action = self.policy.act(obs, epsilon).astype(np.int64, copy=False)
         next_obs, reward, terminated, truncated, info = self.envs.step(action)
         reward = np.asarray(reward, dtype=np.float32)
-        done = terminated | truncated
+        done = terminated | truncated  # the env's episode ended (autoreset follows)
         if self.same_step:
             valid = np.ones(self.num_envs, dtype=bool)
             real_next = next_obs
@@ -119,8 +98,18 @@ class Collector:
         self._returns[ended] = 0.0
         self._lengths[ended] = 0
         self.obs = next_obs
+        learn_terminal = terminated | life_lost(info, self.num_envs)
         return StepOutput(
-            obs, action, reward, real_next, terminated, truncated, valid, returns, lengths
+            obs,
+            action,
+            reward,
+            real_next,
+            learn_terminal,
+            truncated,
+            valid,
+            done & valid,
+            returns,
+            lengths,
         )
 
     # ------------------------------------------------------------------ checkpointing

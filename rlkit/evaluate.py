@@ -22,6 +22,7 @@ from gymnasium.vector import AutoresetMode
 
 from rlkit.envs import autoreset_mode
 from rlkit.nn.qnet import QNetwork
+from rlkit.policy import EpsilonGreedy
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def evaluate(
     gamma: float = 0.99,
     tail_tolerance: float = 0.01,
 ) -> EvalResult:
-    """Run ``episodes`` episodes (each env exactly its quota) with the greedy policy.
+    """Run ``episodes`` episodes (each env exactly its quota) with the greedy policy
+    (epsilon-greedy with ``epsilon`` > 0, drawing from ``rng``).
 
     Noisy layers use their means (``net.eval()``); the previous mode is restored.
     ``envs`` must autoreset in SAME_STEP mode (``rlkit.envs.make_vec_env`` does).
@@ -114,7 +116,7 @@ def evaluate(
         raise ValueError("evaluate() needs a vector env with SAME_STEP autoreset")
     rng = rng if rng is not None else np.random.default_rng(seed)
     num_envs = envs.num_envs
-    num_actions = int(envs.single_action_space.n)
+    policy = EpsilonGreedy(net, int(envs.single_action_space.n), device, rng)
     quota = episode_quotas(episodes, num_envs)
     finished = np.zeros(num_envs, dtype=np.int64)
     q_trace: list[list[float]] = [[] for _ in range(num_envs)]
@@ -128,13 +130,7 @@ def evaluate(
     try:
         obs, _ = envs.reset(seed=seed)
         while (finished < quota).any():
-            with torch.inference_mode():
-                q_NA = net(torch.as_tensor(obs, device=device)).cpu().numpy()
-            action = q_NA.argmax(axis=1)
-            if epsilon > 0.0:
-                explore = rng.random(num_envs) < epsilon
-                action = np.where(explore, rng.integers(0, num_actions, num_envs), action)
-            q_taken = q_NA[np.arange(num_envs), action]
+            action, q_taken = policy.act_with_q(obs, epsilon)
             obs, reward, terminated, truncated, _ = envs.step(action)
             for i in range(num_envs):
                 q_trace[i].append(float(q_taken[i]))

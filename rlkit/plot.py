@@ -8,6 +8,7 @@ without touching pyplot's global backend.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,7 +66,8 @@ def read_records(metrics_path: Path) -> list[dict[str, Any]]:
 def series_from_records(records: Sequence[dict[str, Any]], tag: str) -> Series:
     """The points of ``tag`` in logging order, keyed by ``env_steps``.
 
-    Non-finite values (written as strings "nan"/"inf" by the JSONL logger) become floats.
+    Missing values (``null``, how the JSONL logger writes NaN/Inf; or the strings
+    ``"nan"``/``"inf"`` of files written before that) become NaN or the float they name.
     If the steps go back (a resumed run re-logs the steps after its checkpoint), the
     earlier points at or after the repeated step are dropped, so the series is the
     history of the run that actually finished.
@@ -80,7 +82,8 @@ def series_from_records(records: Sequence[dict[str, Any]], tag: str) -> Series:
             steps.pop()
             values.pop()
         steps.append(step)
-        values.append(float(record[tag]))
+        value = record[tag]
+        values.append(math.nan if value is None else float(value))
     return Series(np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64))
 
 
@@ -200,10 +203,11 @@ def require_matplotlib() -> None:
 
 
 def _save(fig: Any, out: Path) -> None:
+    """Write ``fig`` as a PNG to ``out`` with ``rlkit.checkpoint.atomic_write``."""
+    from rlkit.checkpoint import atomic_write
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    fig.savefig(tmp, dpi=120, format="png")
-    os.replace(tmp, out)
+    atomic_write(out, lambda f: fig.savefig(f, dpi=120, format="png"))
 
 
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:

@@ -72,9 +72,15 @@ class ExponentialSchedule:
     def over_steps(
         cls, start: float, end: float, steps: int, remaining: float = 0.01
     ) -> ExponentialSchedule:
-        """A schedule that has closed all but ``remaining`` of the gap after ``steps`` steps."""
-        decay = 1.0 if steps <= 0 else remaining ** (1.0 / steps)
-        return cls(start, end, decay)
+        """A schedule that has closed all but ``remaining`` of the gap after ``steps`` steps.
+
+        ``steps <= 0`` closes the gap at once (``end`` from step 0), as
+        ``LinearSchedule(start, end, 0)`` does, so the shape never changes what a decay
+        over 0 steps means.
+        """
+        if steps <= 0:
+            return cls(end, end, 1.0)
+        return cls(start, end, remaining ** (1.0 / steps))
 
     def __repr__(self) -> str:
         return f"ExponentialSchedule({self.start}, {self.end}, {self.decay})"

@@ -27,6 +27,7 @@ def iqm(scores: np.ndarray | Sequence[float]) -> float:
 
 
 def mean(scores: np.ndarray | Sequence[float]) -> float:
+    """Arithmetic mean of the flattened scores; raises ValueError on an empty set."""
     x = np.asarray(scores, dtype=np.float64).ravel()
     if x.size == 0:
         raise ValueError("mean of an empty set of scores")

@@ -17,18 +17,27 @@ training phase
     ``updates_per_train`` updates, each followed by writing the new priorities back to
     replay.
 target sync
-    Every ``target_update_period`` env steps (from the first update on): the target net
-    moves ``target_tau`` of the way to the online net (1 = hard copy). Period 0 means no
-    target network. Counter: ``target_syncs``.
+    Every ``target_update_period`` env steps (from the first update on): the trainer calls
+    ``learner.sync_target()``, which moves the target net ``target_tau`` of the way to the
+    online net (1 = hard copy). Period 0 means no target network. Counter:
+    ``target_syncs``.
 evaluation
     Every ``eval_every`` env steps and at the end: ``eval_episodes`` episodes on separate
     environments with the greedy policy (noisy layers use their means).
 checkpoint
     Every ``checkpoint_every`` env steps and at the end.
 
-Exploration noise cadence: noisy nets resample their noise before every update (online
-and target independently); acting uses the noise of the latest update, and before the
-first update new noise is drawn at every vector step.
+episode
+    What the env calls one (a whole Atari game, even when a lost life is a learning
+    terminal): ``train/episode_return`` and ``train/episode_length`` count env steps and
+    rewards of whole episodes; a NEXT_STEP autoreset step belongs to no episode.
+    Counter: ``episodes``.
+
+Exploration noise cadence (``network.noise_cadence``, read by the builder): with
+``paper`` the policy draws fresh noise before every acting forward pass and the learner
+draws independent noise for each of its forward passes; with ``per_update`` acting uses
+the noise of the latest update, and before the first update new noise is drawn at every
+vector step.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ import numpy as np
 
 from rlkit.collector import Collector
 from rlkit.evaluate import EvalResult
-from rlkit.learner import DQNLearner, polyak_update
+from rlkit.learner import DQNLearner
 from rlkit.logging import Logger
 from rlkit.replay import NStepAccumulator, ReplayBuffer
 from rlkit.schedules import Schedule
@@ -89,6 +98,9 @@ class _Window:
     lengths: list[int] = field(default_factory=list)
     start_time: float = field(default_factory=time.perf_counter)
     start_steps: int = 0
+    # perf/* count from when this process started timing (a resumed window started earlier)
+    timer_steps: int = 0
+    timer_updates: int = 0
 
     def add_metrics(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
@@ -153,6 +165,7 @@ class Trainer:
         self._window = _Window()
         self._window_restored = False
         self._started = False
+        self._replay_needed = 0  # wait_for_replay: transitions required before training
 
     # ------------------------------------------------------------------ pieces
 
@@ -184,11 +197,20 @@ class Trainer:
         for out in self.learner.update_many(batch, c.updates_per_train):
             self._record(out)
 
+    def wait_for_replay(self, transitions: int) -> None:
+        """Start no training phase until replay holds ``transitions`` transitions (e.g.
+        after resuming without the replay contents); then the requirement is dropped."""
+        self._replay_needed = int(transitions)
+
+    def _replay_ready(self) -> bool:
+        size = len(self.replay)
+        if size < self.cadence.batch_size or size < self._replay_needed:
+            return False
+        self._replay_needed = 0
+        return True
+
     def _sync_target(self) -> None:
-        if self.cadence.target_tau >= 1.0:
-            self.learner.sync_target()
-        else:
-            polyak_update(self.learner.online, self.learner.target, self.cadence.target_tau)
+        self.learner.sync_target()
         self.counters.target_syncs += 1
 
     def _log_window(self, env_steps: int) -> None:
@@ -206,10 +228,19 @@ class Trainer:
         scalars["replay/size"] = float(len(self.replay))
         elapsed = now - w.start_time
         if elapsed > 0:
-            scalars["perf/sps"] = (env_steps - w.start_steps) / elapsed
-            scalars["perf/updates_per_s"] = w.updates / elapsed
+            scalars["perf/sps"] = (env_steps - w.timer_steps) / elapsed
+            scalars["perf/updates_per_s"] = (self.counters.updates - w.timer_updates) / elapsed
         self.logger.log(env_steps, scalars)
-        self._window = _Window(start_time=now, start_steps=env_steps)
+        self._window = self._new_window(now)
+
+    def _new_window(self, now: float | None = None) -> _Window:
+        steps, updates = self.counters.env_steps, self.counters.updates
+        return _Window(
+            start_time=time.perf_counter() if now is None else now,
+            start_steps=steps,
+            timer_steps=steps,
+            timer_updates=updates,
+        )
 
     def run_evaluation(self) -> EvalResult | None:
         if self.evaluate_fn is None:
@@ -241,10 +272,14 @@ class Trainer:
             collector.reset(seed=self.seed)
             self._started = True
         if not self._window_restored:  # a resumed run continues its logging window
-            self._window = _Window(start_steps=counters.env_steps)
+            self._window = self._new_window()
+        else:  # ...but times its speed from now
+            self._window.start_time = time.perf_counter()
+            self._window.timer_steps, self._window.timer_updates = counters.env_steps, counters.updates
         self._window_restored = False
         num_envs = collector.num_envs
-        noisy_warmup = self.learner.online.noisy
+        # per_update noise cadence: before the first update, fresh acting noise every step
+        noisy_warmup = self.learner.online.noisy and not collector.policy.resample_noise
         while counters.env_steps < c.total_steps:
             before = counters.env_steps
             if noisy_warmup and counters.updates == 0:
@@ -268,7 +303,7 @@ class Trainer:
                 counters.episodes += len(out.episode_returns)
             after = counters.env_steps = before + num_envs
 
-            if after >= c.learning_starts and len(replay) >= c.batch_size:
+            if after >= c.learning_starts and self._replay_ready():
                 phases = crossings(max(before, c.learning_starts - 1), after, c.train_every)
                 if phases:
                     beta = self.beta.value(after)
@@ -303,6 +338,7 @@ class Trainer:
         return {
             "counters": dataclasses.asdict(self.counters),
             "started": self._started,
+            "replay_needed": self._replay_needed,
             "window": {
                 "metrics": dict(w.metrics),
                 "updates": w.updates,
@@ -315,6 +351,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.counters = Counters(**state["counters"])
         self._started = bool(state["started"])
+        self._replay_needed = int(state.get("replay_needed", 0))
         w = state["window"]
         self._window = _Window(
             metrics=dict(w["metrics"]),

@@ -12,7 +12,7 @@ class CountingEnv(gym.Env):
     ``truncate=True`` ends it by truncation (time limit), else by termination.
     """
 
-    metadata: dict = {}
+    metadata: dict = {"render_modes": []}
 
     def __init__(self, length: int = 3, tag: float = 0.0, truncate: bool = False) -> None:
         self.length, self.tag, self.truncate = length, tag, truncate
@@ -39,7 +39,7 @@ class ChainEnv(gym.Env):
     """Walk right along ``n`` states; action 1 moves right, 0 stays. Reward 1 on reaching
     the end, which terminates. Optimal return 1 in ``n - 1`` steps."""
 
-    metadata: dict = {}
+    metadata: dict = {"render_modes": []}
 
     def __init__(self, n: int = 5, max_steps: int = 20) -> None:
         self.n, self.max_steps = n, max_steps

@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
@@ -67,8 +68,40 @@ def test_evaluate_runs_exact_episode_count_and_restores_mode():
     envs = make(AutoresetMode.SAME_STEP, lengths=(3, 5))
     net = QNetwork((2,), 2, hidden_sizes=(8,), noisy=True)
     net.train()
+    modes: list[bool] = []
+    net.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     result = evaluate(net, envs, 5, device=torch.device("cpu"), seed=0)
+    assert modes and not any(modes)  # every forward pass used the noisy layers' means
     assert len(result.returns) == 5
     # quotas: env 0 (length 3, return 6) runs 3 episodes, env 1 (length 5, return 15) runs 2
     assert sorted(result.returns) == [6.0, 6.0, 6.0, 15.0, 15.0]
     assert net.training
+
+
+def test_next_step_episode_stats_exclude_the_reset_step():
+    collector = collector_for(make(AutoresetMode.NEXT_STEP, lengths=(3,)))
+    collector.reset(seed=0)
+    steps = [collector.step(epsilon=1.0) for _ in range(8)]
+    # steps: 3 real (rewards 1, 2, 3), 1 reset step, 3 real, 1 reset step
+    ended = [(r, n) for s in steps for r, n in zip(s.episode_returns, s.episode_lengths)]
+    assert ended == [(6.0, 3), (6.0, 3)]  # 1 + 2 + 3 over 3 steps, not 4
+    assert [bool(s.episode_end[0]) for s in steps] == [False, False, True, False] * 2
+
+
+def lives_collector(mode: AutoresetMode) -> Collector:
+    from tests.integration.envs import LivesEnv
+
+    envs = gym.vector.SyncVectorEnv([lambda: LivesEnv(lives=2, life_length=3)], autoreset_mode=mode)
+    return collector_for(envs)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP])
+def test_a_lost_life_is_a_learning_terminal_inside_one_episode(mode):
+    collector = lives_collector(mode)
+    collector.reset(seed=0)
+    steps = [collector.step(epsilon=1.0) for _ in range(6)]
+    # life lost at t = 3 (game goes on: next obs continues at t = 3), game over at t = 6
+    assert [bool(s.terminated[0]) for s in steps] == [False, False, True, False, False, True]
+    assert [bool(s.episode_end[0]) for s in steps] == [False] * 5 + [True]
+    assert [float(s.next_obs[0, 0]) for s in steps] == [1, 2, 3, 4, 5, 6]
+    assert steps[-1].episode_returns == [6.0] and steps[-1].episode_lengths == [6]

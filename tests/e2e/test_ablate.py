@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,18 +18,17 @@ import pytest
 from rlkit.cli import main
 from rlkit.logging import JSONLLogger
 from tests.e2e.cli_process import rlkit
+from tests.e2e.tiny import CONFIGS, TINY, TOTAL_STEPS
 
-ROOT = Path(__file__).resolve().parents[2]
-ABLATIONS = ROOT / "configs" / "ablations"
+ABLATIONS = CONFIGS / "ablations"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TINY = [
-    "trainer.total_steps=300",
-    "trainer.learning_starts=100",
-    "eval.every=150",
-    "eval.episodes=2",
-    "network.hidden_sizes=[16]",
-    "trainer.device=cpu",
-]
+
+
+def eval_points(run_dir: Path, tag: str) -> list[float]:
+    """The values of ``tag`` in ``run_dir/metrics.jsonl``, in order (null -> NaN)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    values = [json.loads(line).get(tag, "absent") for line in lines]
+    return [math.nan if v is None else float(v) for v in values if v != "absent"]
 
 
 def test_ablate_trains_reports_and_skips_finished_runs(tmp_path):
@@ -53,23 +53,35 @@ def test_ablate_trains_reports_and_skips_finished_runs(tmp_path):
         assert (run_dir / "done.json").is_file()
         assert "run dir:" in (run_dir / "train.log").read_text()  # run output went to its log
         config = (run_dir / "config.yaml").read_text()
-        assert f"seed: {run_dir.name[-1]}" in config and "total_steps: 300" in config
+        assert f"seed: {run_dir.name[-1]}" in config and f"total_steps: {TOTAL_STEPS}" in config
 
     # results.csv agrees with the final evaluations the runs themselves reported
     rows = {r["variant"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert set(rows) == {"rainbow", "q_learning"}
     for variant, row in rows.items():
+        seeds = [out / "CartPole-v1" / variant / f"seed{s}" for s in (0, 1)]
         finals = [
-            json.loads((out / "CartPole-v1" / variant / f"seed{s}" / "done.json").read_text())[
-                "final_eval"
-            ]["eval/return_mean"]
-            for s in (0, 1)
+            json.loads((d / "done.json").read_text())["final_eval"]["eval/return_mean"]
+            for d in seeds
         ]
+        returns = [eval_points(d, "eval/return_mean") for d in seeds]
+        assert [r[-1] for r in returns] == finals  # the marker's figure is the last eval's
         assert row["n_seeds"] == "2"
-        assert float(row["final_mean"]) == pytest.approx(np.mean(finals), rel=1e-5)
-        assert float(row["final_iqm_ci_low"]) <= float(row["final_iqm"])
-        assert float(row["final_iqm"]) <= float(row["final_iqm_ci_high"])
-        assert row["auc_mean"] != "" and row["overestimation_mean"] != ""
+        # results.csv holds 6 significant digits
+        assert float(row["final_mean"]) == pytest.approx((finals[0] + finals[1]) / 2, rel=1e-5)
+        # IQM of 2 scores: floor(0.25 * 2) = 0 dropped from each end, so their mean. Its
+        # bootstrap resamples {a, a}, {a, b}, {b, b} (p = 1/4, 1/2, 1/4): the 2.5% and
+        # 97.5% quantiles of 2000 of them are min and max
+        assert float(row["final_iqm"]) == pytest.approx(float(row["final_mean"]), rel=1e-5)
+        low, high = float(row["final_iqm_ci_low"]), float(row["final_iqm_ci_high"])
+        assert (low, high) == pytest.approx((min(finals), max(finals)), rel=1e-5)
+        # evaluations at env steps 150 and 300: AUC = trapezoid / range = (r150 + r300) / 2
+        assert all(len(r) == 2 for r in returns), returns
+        auc = [(r[0] + r[1]) / 2 for r in returns]
+        assert float(row["auc_mean"]) == pytest.approx((auc[0] + auc[1]) / 2, rel=1e-5)
+        # overestimation: mean over the evaluations of each seed, then over the seeds
+        over = [np.nanmean(eval_points(d, "eval/overestimation")) for d in seeds]
+        assert float(row["overestimation_mean"]) == pytest.approx(np.nanmean(over), rel=1e-5)
     report = (out / "report.md").read_text()
     assert "`rlkit ablate tiny.yaml --workers 2 --out out --set trainer.total_steps=300" in report
     assert "2 per variant and env (0, 1); 4 of 4 runs finished" in report

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
-import pickle
 import re
 import shutil
 from dataclasses import dataclass
@@ -30,26 +28,31 @@ from rlkit.cli import main
 from rlkit.config import Config, ConfigError, load_config, to_dict
 from rlkit.run import RunDirError
 from tests.e2e.cli_process import rlkit
+from tests.e2e.tiny import (  # noqa: F401 - _isolated is an autouse fixture
+    DEFAULT_CONFIG,
+    TINY,
+    TOTAL_STEPS,
+    _isolated,
+    assert_one_line_error,
+    cli,
+    copy_run,
+    parse_eval,
+    read_metrics,
+    restore_torch_globals,
+    sets,
+    snapshot,
+    unsafe_load,
+    without_timing,
+    write_malicious,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = ROOT / "configs" / "cartpole_rainbow.yaml"
-TOTAL_STEPS = 300
-TINY = [
-    f"trainer.total_steps={TOTAL_STEPS}",
-    "trainer.learning_starts=100",
-    "eval.every=150",
-    "eval.episodes=2",
-    "network.hidden_sizes=[16]",
-    "network.head_hidden=16",
-    "learner.batch_size=32",
-    "trainer.device=cpu",
-    "trainer.log_every=100",
-]
 EXPECTED_TAGS = {
     "eval/return_mean",
     "eval/return_std",
     "eval/length_mean",
     "eval/overestimation",
+    "eval/q_pred",
+    "eval/return_discounted",
     "train/loss",
     "train/q_mean",
     "train/td_abs_mean",
@@ -60,74 +63,9 @@ EXPECTED_TAGS = {
     "replay/beta",
     "replay/size",
     "perf/sps",
+    "perf/updates_per_s",
 }
 PROGRESS_RE = re.compile(r"(\d+)\s*/\s*(\d+) env steps")
-EVAL_RE = re.compile(
-    r"return: (-?\d+\.\d+) ± (\d+\.\d+) over (\d+) episodes \(mean length (\d+\.\d+)\)"
-)
-
-
-def sets(*items: str) -> list[str]:
-    """``--set a --set b ...`` for each item."""
-    return [arg for item in items for arg in ("--set", item)]
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """``rlkit ARGV`` in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
-    """Exit code 2, exactly one stderr line ``rlkit: error: ...`` containing ``fragments``."""
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
-    line = lines[0]
-    assert line.startswith("rlkit: error: "), line
-    for fragment in fragments:
-        assert fragment in line, f"{fragment!r} not in {line!r}"
-    return line
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_timing(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in records]
-
-
-def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``directory``: relative path -> (bytes, mtime_ns)."""
-    return {
-        str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
-
-
-def copy_run(run_dir: Path, dest: Path) -> Path:
-    shutil.copytree(run_dir, dest)  # copy2: same bytes and mtimes
-    return dest
-
-
-def restore_torch_globals(threads: int) -> None:
-    """`rlkit train` sets torch's thread count and denormal flushing process-wide."""
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(False)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """Run every test in its own CWD (a default run dir lands there, not in the repo)."""
-    monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    yield
-    restore_torch_globals(threads)
 
 
 @dataclass(frozen=True)
@@ -191,13 +129,20 @@ def test_train_writes_metrics_jsonl(trained):
     loss_steps = [r["env_steps"] for r in records if "train/loss" in r]
     assert loss_steps == [100, 200, 300]
     for record in records:
+        step = record["env_steps"]
         if "eval/return_mean" in record:
             # CartPole pays 1 per step: an episode's return is its length
             assert record["eval/return_mean"] == pytest.approx(record["eval/length_mean"])
-            assert record["eval/return_std"] >= 0
+        if "train/episode_return" in record:
+            assert record["train/episode_return"] == pytest.approx(record["train/episode_length"])
         if "explore/epsilon" in record:
             assert record["explore/epsilon"] == 0.0  # noisy nets: no epsilon in the default
-            assert 0.4 <= record["replay/beta"] <= 1.0
+            # beta anneals from beta_start 0.6 (configs/cartpole_rainbow.yaml) to 1.0 over
+            # trainer.total_steps = 300: 0.6 + 0.4 * s / 300 -> 0.7333, 0.8667, 1.0
+            assert record["replay/beta"] == pytest.approx(0.6 + 0.4 * step / TOTAL_STEPS)
+            # one transition per env step, less the <= n - 1 = 2 steps an n-step window
+            # still holds (none when an episode has just ended)
+            assert step - 2 <= record["replay/size"] <= step
 
 
 def test_train_writes_tensorboard_events_and_hparams(trained):
@@ -306,12 +251,6 @@ def test_train_progress_has_intermediate_lines_when_not_a_tty(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------- rlkit eval
-
-
-def parse_eval(out: str) -> tuple[float, float, int, float]:
-    match = EVAL_RE.search(out)
-    assert match, out
-    return float(match[1]), float(match[2]), int(match[3]), float(match[4])
 
 
 def test_eval_prints_mean_and_std(trained, capsys):
@@ -439,8 +378,15 @@ def test_eval_help(capsys):
 def test_config_prints_the_resolved_config(capsys):
     code, out, err = cli(capsys, "config", "--set", "replay.n_step=5")
     assert code == 0, err
-    expected = load_config(DEFAULT_CONFIG, ["replay.n_step=5"])
-    assert yaml.safe_load(out) == to_dict(expected)
+    printed = yaml.safe_load(out)
+    assert printed["replay"]["n_step"] == 5  # from --set
+    # from configs/cartpole_rainbow.yaml (the dataclass defaults differ: v_max 10, alpha
+    # 0.5, capacity 100000)
+    assert printed["network"]["v_max"] == 100.0
+    assert (printed["replay"]["alpha"], printed["replay"]["capacity"]) == (0.2, 10000)
+    assert "extends" not in printed
+    # and every key, resolved: what load_config gives for the same file and --set
+    assert printed == to_dict(load_config(DEFAULT_CONFIG, ["replay.n_step=5"]))
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2
@@ -601,34 +547,6 @@ def test_eval_of_a_checkpoint_for_another_network(trained, capsys, tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     code, _, err = cli(capsys, "eval", str(run))
     assert_one_line_error(code, err, "does not match the run's network")
-
-
-class _CreatesMarker:
-    """Unpickling this runs ``open(marker, "w")``: a stand-in for arbitrary code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def write_malicious(kind: str, path: Path, marker: Path) -> Path:
-    payload = {"format": 1, "learner": {"online": _CreatesMarker(marker)}}
-    if kind == "torch.save":
-        torch.save(payload, path)
-    else:
-        path.write_bytes(pickle.dumps(payload))
-    return path
-
-
-def unsafe_load(kind: str, path: Path) -> None:
-    """What loading without weights_only would do: run the payload."""
-    if kind == "torch.save":
-        state = torch.load(path, weights_only=False)
-    else:
-        state = pickle.loads(path.read_bytes())
-    state["learner"]["online"].close()
 
 
 @pytest.mark.parametrize("kind", ["torch.save", "raw-pickle"])

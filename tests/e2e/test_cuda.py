@@ -21,7 +21,7 @@ from rlkit.checkpoint import list_checkpoints
 from rlkit.learner import DQNLearner
 from rlkit.nn import QNetwork
 from rlkit.types import Batch
-from tests.e2e.test_cli import (  # noqa: F401 - _isolated is an autouse fixture
+from tests.e2e.tiny import (  # noqa: F401 - _isolated is an autouse fixture
     TINY,
     _isolated,
     cli,

@@ -5,10 +5,12 @@ import pytest
 
 from rlkit.build import build
 from rlkit.config import load_config
-from tests.e2e.test_cli import DEFAULT_CONFIG
+from tests.e2e.tiny import DEFAULT_CONFIG
 
 
 class EvalLog:
+    """A logger that keeps only the evaluations: [(env_steps, eval/return_mean)]."""
+
     def __init__(self):
         self.evals: list[tuple[int, float]] = []
 
@@ -21,6 +23,7 @@ class EvalLog:
 
 
 def train(overrides: list[str], stop_at: float | None = None) -> list[tuple[int, float]]:
+    """Train the default config on CPU with ``overrides``; its evaluations, in order."""
     config = load_config(DEFAULT_CONFIG, ["trainer.device=cpu", *overrides])
     log = EvalLog()
     components = build(config, log)
@@ -37,18 +40,21 @@ def train(overrides: list[str], stop_at: float | None = None) -> list[tuple[int,
 def test_rainbow_learns_cartpole_on_a_short_budget():
     # A uniformly random policy scores about 22 on CartPole-v1.
     evals = train(["trainer.total_steps=4000", "eval.every=1000", "eval.episodes=5"])
-    assert evals[0][1] < 40  # at step 1000 = learning_starts: no update yet
+    assert [step for step, _ in evals] == [1000, 2000, 3000, 4000]
+    assert evals[0][1] < 40  # at step 1000 = learning_starts: at most one update yet
     assert max(r for _, r in evals) >= 90, evals
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(5))
-def test_rainbow_reaches_475_on_cartpole(seed):
-    """The issue's learning target: >= 475 within 20k env steps (median over 5 seeds),
-    every seed within 50k."""
-    evals = train(
-        [f"trainer.seed={seed}", "trainer.total_steps=50000", "eval.every=1000"], stop_at=475
-    )
-    hit = next((step for step, r in evals if r >= 475), None)
-    assert hit is not None and hit <= 50_000, evals
-    assert np.isfinite(evals[-1][1])
+def test_rainbow_reaches_475_on_cartpole_within_the_target():
+    """The learning target of docs/benchmarks.md: a greedy evaluation of 475 within 20k
+    env steps at the median over seeds 0-4, and within 50k for every seed."""
+    hits = []
+    for seed in range(5):
+        evals = train(
+            [f"trainer.seed={seed}", "trainer.total_steps=50000", "eval.every=1000"], stop_at=475
+        )
+        hit = next((step for step, r in evals if r >= 475), None)
+        assert hit is not None, (seed, evals)
+        hits.append(hit)
+    assert float(np.median(hits)) <= 20_000, hits

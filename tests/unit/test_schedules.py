@@ -23,6 +23,12 @@ def test_exponential_schedule():
     assert sched.value(10_000) == pytest.approx(0.1)
     over = ExponentialSchedule.over_steps(0.5, 0.01, 1000, remaining=0.01)
     assert over.value(1000) == pytest.approx(0.01 + 0.49 * 0.01)
+    # halfway the gap has shrunk by sqrt(0.01) = 0.1: 0.01 + 0.49 * 0.1 = 0.059
+    assert over.value(500) == pytest.approx(0.059)
+    # a decay over 0 steps is at its end at once, whatever the shape
+    for step in (0, 10):
+        assert ExponentialSchedule.over_steps(0.5, 0.01, 0).value(step) == 0.01
+        assert LinearSchedule(0.5, 0.01, 0).value(step) == 0.01
     with pytest.raises(ValueError):
         ExponentialSchedule(1.0, 0.1, 1.5)
 

@@ -299,6 +299,26 @@ def test_is_finished_needs_a_readable_marker_and_config(two_jobs):
     assert not is_finished(job.run_dir)
 
 
+def test_a_failed_marker_write_keeps_the_old_marker_and_leaves_no_temp_file(
+    tmp_path, monkeypatch
+):
+    from rlkit.ablate import write_json_atomic
+
+    marker = tmp_path / DONE_FILE
+    write_json_atomic(marker, {"env_steps": 10})
+    assert json.loads(marker.read_text()) == {"env_steps": 10}
+
+    def crash(src, dst):  # interrupted between writing the temp file and renaming it
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="No space"):
+        write_json_atomic(marker, {"env_steps": 20})
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DONE_FILE]
+    assert json.loads(marker.read_text()) == {"env_steps": 10}
+
+
 def test_plan_skips_finished_and_reruns_unfinished(two_jobs):
     done, partial = two_jobs
     fake_finished(done)
@@ -395,7 +415,7 @@ def test_metrics_tail_ignores_stale_files_and_follows_rewrites(tmp_path):
 
 
 def write_metrics(run_dir: Path, evals: list[dict[str, float]], steps=(100, 200, 300)) -> None:
-    """metrics.jsonl through the real JSONL logger (non-finite values become strings)."""
+    """metrics.jsonl through the real JSONL logger (which writes NaN as null)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = JSONLLogger(run_dir / "metrics.jsonl")
     for i, step in enumerate(steps):
@@ -481,11 +501,15 @@ def test_series_drops_points_superseded_after_a_resume():
         {"env_steps": 300, "eval/return_mean": 3.0},
         # resumed from a checkpoint at 150: steps 200 and 300 are logged again
         {"env_steps": 200, "eval/return_mean": 20.0},
-        {"env_steps": 300, "eval/return_mean": "nan"},
+        {"env_steps": 300, "eval/return_mean": None},  # NaN, as metrics.jsonl writes it
     ]
     s = series_from_records(records, "eval/return_mean")
     assert s.steps.tolist() == [100, 200, 300]
     assert s.values[:2].tolist() == [1.0, 20.0] and math.isnan(s.values[2])
+    # files of older versions wrote non-finite values as strings
+    old = [{"env_steps": 1, "x": "nan"}, {"env_steps": 2, "x": "-inf"}]
+    values = series_from_records(old, "x").values
+    assert math.isnan(values[0]) and values[1] == -math.inf
 
 
 def test_mean_band_min_max_and_bootstrap():

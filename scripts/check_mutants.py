@@ -1,0 +1,229 @@
+"""Plant wiring bugs one at a time and check that the default test suite catches each.
+
+Each mutant is one textual edit of the package (a schedule that never reaches its code,
+a switch that is silently ignored, a counter off by the autoreset step, an RNG that is
+not restored, ...). For each, the repository is copied to a scratch directory, the edit
+is applied there, and the default suite runs with ``-x`` (stop at the first failure).
+A mutant is *caught* when the suite fails. The table lists the mutants, the first test
+that failed, and the time it took.
+
+    python scripts/check_mutants.py                 # every mutant
+    python scripts/check_mutants.py --only beta eps # mutants whose name contains a word
+    python scripts/check_mutants.py --list          # the mutants, without running
+
+Exit status 1 when a mutant survives (or no longer applies to the code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# fast directories first: with -x a caught mutant usually stops within seconds
+TEST_ORDER = ["tests/integration", "tests/component", "tests/unit", "tests/e2e"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # short id
+    what: str  # the class of wiring mistake it plants
+    path: str  # file under the repository root
+    old: str  # exact text replaced (must occur exactly once)
+    new: str
+
+
+MUTANTS = [
+    # schedules logged but not applied
+    Mutant("beta-not-passed", "beta schedule not reaching the sampler", "rlkit/trainer.py",
+           "beta = self.beta.value(after)", "beta = self.beta.value(0)"),
+    Mutant("beta-ignored", "sampler ignores beta", "rlkit/replay/buffer.py",
+           "np.power(p.min() / p, beta)", "np.power(p.min() / p, 0.4)"),
+    Mutant("eps-not-passed", "epsilon schedule not reaching acting", "rlkit/trainer.py",
+           "collector.step(self.epsilon.value(before))", "collector.step(self.epsilon.value(0))"),
+    Mutant("eps-ignored", "policy ignores epsilon", "rlkit/policy.py",
+           "explore_N = rng.random(n) < epsilon", "explore_N = rng.random(n) < 1.0"),
+    Mutant("lr-ignored", "learning rate not reaching the optimizer", "rlkit/build.py",
+           "list(net.parameters()), lc.lr,", "list(net.parameters()), 1e-3,"),
+    Mutant("nstep-gamma-power", "n-step discount exponent wrong", "rlkit/replay/nstep.py",
+           "discount = 0.0 if terminated else self.gamma ** len(steps)",
+           "discount = 0.0 if terminated else self.gamma"),
+    Mutant("nstep-reward-discount", "n-step rewards not discounted", "rlkit/replay/nstep.py",
+           "scale *= self.gamma", "scale *= 1.0"),
+    # termination vs truncation, autoreset
+    Mutant("truncation-as-terminal", "truncation treated as termination", "rlkit/collector.py",
+           "learn_terminal = terminated | life_lost(info, self.num_envs)",
+           "learn_terminal = terminated | truncated | life_lost(info, self.num_envs)"),
+    Mutant("nstep-truncation-terminal", "n-step window zeroes the discount on truncation",
+           "rlkit/replay/nstep.py", "out.append(self._window(steps, bool(terminated[e])))",
+           "out.append(self._window(steps, bool(terminated[e] or truncated[e])))"),
+    Mutant("autoreset-obs", "the autoreset observation used as next_obs", "rlkit/collector.py",
+           "real_next[i] = final_obs[i]", "pass"),
+    Mutant("autoreset-step-counted", "episode length counts the autoreset step",
+           "rlkit/collector.py", "self._lengths += valid", "self._lengths += 1"),
+    Mutant("returns-not-reset", "episode returns carried across episodes", "rlkit/collector.py",
+           "self._returns[ended] = 0.0", "pass"),
+    Mutant("life-loss-ignored", "life loss not a learning terminal", "rlkit/collector.py",
+           "learn_terminal = terminated | life_lost(info, self.num_envs)",
+           "learn_terminal = terminated"),
+    # reward clipping
+    Mutant("clip-not-applied", "reward clipping not applied to learning", "rlkit/build.py",
+           "learn_reward=np.sign if config.env.clip_rewards else None", "learn_reward=None"),
+    Mutant("clip-reported", "reward clipping applied to reported returns", "rlkit/collector.py",
+           "self._returns += np.where(valid, reward, 0.0)",
+           "self._returns += np.where(valid, np.sign(reward), 0.0)"),
+    # cadence counters
+    Mutant("learning-starts-ignored", "learning_starts ignored", "rlkit/trainer.py",
+           "if after >= c.learning_starts and self._replay_ready():",
+           "if self._replay_ready():"),
+    Mutant("train-every-ignored", "train_every ignored", "rlkit/trainer.py",
+           "phases = crossings(max(before, c.learning_starts - 1), after, c.train_every)",
+           "phases = crossings(max(before, c.learning_starts - 1), after, 1)"),
+    Mutant("updates-per-train-ignored", "updates_per_train ignored", "rlkit/build.py",
+           "updates_per_train=t.updates_per_train,", "updates_per_train=1,"),
+    Mutant("wait-for-replay-ignored", "resume without replay trains at once", "rlkit/trainer.py",
+           "if size < self.cadence.batch_size or size < self._replay_needed:",
+           "if size < self.cadence.batch_size:"),
+    # evaluation
+    Mutant("eval-train-mode", "evaluation with noise on (training mode)", "rlkit/evaluate.py",
+           "    net.eval()\n", "    net.train()\n"),
+    Mutant("eval-epsilon-ignored", "evaluation ignores eval.epsilon", "rlkit/build.py",
+           "epsilon=config.eval.epsilon,\n            rng=eval_rng,",
+           "epsilon=0.0,\n            rng=eval_rng,"),
+    # acting noise
+    Mutant("acting-noise-never", "acting never resamples noise (paper cadence)",
+           "rlkit/policy.py", "        if self.resample_noise:\n            self.net.reset_noise()",
+           "        if False:\n            self.net.reset_noise()"),
+    Mutant("noise-cadence-ignored", "noise_cadence switch ignored by the builder",
+           "rlkit/build.py", 'resample_noise=config.network.noise_cadence == "paper",',
+           "resample_noise=True,"),
+    # learner: double-Q, noise, target sync, priorities
+    Mutant("double-q-wrong-net", "double-Q next action selected by the target net",
+           "rlkit/learner.py", "        self._draw_for_selection()\n        return self.online(next_obs)",
+           "        self._draw_for_selection()\n        return self.target(next_obs)"),
+    Mutant("double-q-ignored", "learner.double_q switch ignored", "rlkit/build.py",
+           "double_q=lc.double_q,", "double_q=True,"),
+    Mutant("target-noise-never", "target net noise never resampled", "rlkit/learner.py",
+           "    def _draw_target(self) -> None:\n        self.target.reset_noise()",
+           "    def _draw_target(self) -> None:\n        pass"),
+    Mutant("selection-noise-shared", "selection reuses the loss forward's noise (paper)",
+           "rlkit/learner.py", "return self._draw_target, self._draw_online, self._draw_online",
+           "return self._draw_target, _no_draw, self._draw_online"),
+    Mutant("noise-wrong-distribution", "noise drawn as N(0,1) instead of f(N(0,1))",
+           "rlkit/nn/noisy.py", "noise = x.abs().sqrt_().mul_(x.sign())", "noise = x"),
+    Mutant("hard-sync-no-op", "a hard target sync that does not copy", "rlkit/learner.py",
+           "            hard_update(self.online, self.target)\n", "            pass\n"),
+    Mutant("polyak-reversed", "Polyak step moves the wrong way", "rlkit/learner.py",
+           "torch._foreach_lerp_(target_params, online_params, tau)",
+           "torch._foreach_lerp_(target_params, online_params, 1.0 - tau)"),
+    Mutant("c51-priority-ignored", "learner.c51_priority ignored", "rlkit/learner.py",
+           "self._c51_priority = C51_PRIORITIES[c51_priority]",
+           "self._c51_priority = C51_PRIORITIES[\"cross_entropy\"]"),
+    # resume: every generator and the replay's running state come back
+    Mutant("rng-python", "Python RNG not restored on resume", "rlkit/run.py",
+           "        random.setstate(_as_python_random_state(rng[\"python\"]))\n", ""),
+    Mutant("rng-numpy", "NumPy global RNG not restored on resume", "rlkit/run.py",
+           "        _set_numpy_global_state(rng[\"numpy\"])\n", ""),
+    Mutant("rng-torch", "torch RNG not restored on resume", "rlkit/run.py",
+           "        torch.set_rng_state(rng[\"torch\"])\n", ""),
+    Mutant("rng-eval", "evaluation RNG not restored on resume", "rlkit/run.py",
+           "        components.eval_rng.bit_generator.state = rng[\"eval\"]\n", ""),
+    Mutant("rng-policy", "exploration RNG not restored on resume", "rlkit/collector.py",
+           "        self.policy.rng.bit_generator.state = state[\"policy_rng\"]\n", ""),
+    Mutant("rng-replay-sampler", "replay sampler RNG not restored (replay not saved)",
+           "rlkit/replay/buffer.py",
+           "        \"\"\"Restore what ``meta_state_dict`` saved (the contents are left as they are).\"\"\"\n"
+           "        self._rng.bit_generator.state = state[\"rng\"]\n",
+           "        \"\"\"Restore what ``meta_state_dict`` saved (the contents are left as they are).\"\"\"\n"),
+    Mutant("max-priority-not-restored", "PER max priority restarts at 1 after resume",
+           "rlkit/replay/buffer.py",
+           "        super().load_meta_state_dict(state)\n        self._max_priority = float(state[\"max_priority\"])\n",
+           "        super().load_meta_state_dict(state)\n"),
+    Mutant("flush-after-checkpoint", "logs flushed after (not before) the checkpoint",
+           "rlkit/run.py",
+           "        jsonl.flush()\n        tensorboard.flush()\n        state = capture_state(components)\n",
+           "        state = capture_state(components)\n"),
+]
+
+
+def apply(mutant: Mutant, root: Path) -> None:
+    path = root / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise LookupError(f"{mutant.path}: the text to replace occurs {count} times")
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def first_failure(output: str) -> str:
+    match = re.search(r"^FAILED (\S+)", output, re.MULTILINE) or re.search(
+        r"^ERROR (\S+)", output, re.MULTILINE
+    )
+    return match.group(1) if match else "?"
+
+
+def run_one(mutant: Mutant | None, timeout: float) -> tuple[str, str, float]:
+    """Run the suite on a scratch copy with ``mutant`` applied (None: unchanged)."""
+    with tempfile.TemporaryDirectory(prefix="rlkit-mutant-") as tmp:
+        root = Path(tmp) / "repo"
+        shutil.copytree(
+            ROOT, root, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__")
+        )
+        try:
+            if mutant is not None:
+                apply(mutant, root)
+        except LookupError as exc:
+            return "no longer applies", str(exc), 0.0
+        start = time.perf_counter()
+        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TEST_ORDER]
+        try:
+            proc = subprocess.run(
+                cmd, cwd=root, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return "timeout", "", time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        if proc.returncode == 0:
+            return "SURVIVED", "", elapsed
+        return "caught", first_failure(proc.stdout), elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="run mutants whose name has a word")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the check that the unchanged suite passes"
+    )
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or any(w in m.name for w in args.only)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:28s} {m.what}  ({m.path})")
+        return 0
+    if not args.no_baseline:
+        result, detail, _ = run_one(None, args.timeout)
+        if result != "SURVIVED":  # the unchanged suite must pass, or nothing is measured
+            print(f"the unchanged suite does not pass ({result}: {detail}); fix it first")
+            return 2
+    print("| mutant | planted mistake | result | first failing test | s |")
+    print("|---|---|---|---|---|")
+    bad = 0
+    for m in chosen:
+        result, detail, seconds = run_one(m, args.timeout)
+        bad += result != "caught"
+        print(f"| {m.name} | {m.what} | {result} | {detail} | {seconds:.0f} |", flush=True)
+    print(f"\n{len(chosen) - bad} of {len(chosen)} mutants caught")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
