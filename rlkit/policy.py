@@ -93,5 +93,7 @@ class EpsilonGreedy:
         """Epsilon-greedy actions [N] and the net's Q-value of each chosen action [N]."""
         q_NA = self.q_values(obs)
         greedy_N = q_NA.argmax(axis=1)
-        action_N = epsilon_greedy(lambda: greedy_N, len(greedy_N), epsilon, self.num_actions, self.rng)
+        action_N = epsilon_greedy(
+            lambda: greedy_N, len(greedy_N), epsilon, self.num_actions, self.rng
+        )
         return action_N, q_NA[np.arange(len(action_N)), action_N]

@@ -275,7 +275,10 @@ class Trainer:
             self._window = self._new_window()
         else:  # ...but times its speed from now
             self._window.start_time = time.perf_counter()
-            self._window.timer_steps, self._window.timer_updates = counters.env_steps, counters.updates
+            self._window.timer_steps, self._window.timer_updates = (
+                counters.env_steps,
+                counters.updates,
+            )
         self._window_restored = False
         num_envs = collector.num_envs
         # per_update noise cadence: before the first update, fresh acting noise every step

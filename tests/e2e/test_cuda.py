@@ -57,9 +57,7 @@ def test_learner_on_cuda_matches_cpu(kind):
     for device in ("cpu", "cuda"):
         online = copy.deepcopy(net).to(device)
         opt = torch.optim.Adam(online.parameters(), lr=1e-2, fused=True)
-        learners.append(
-            DQNLearner(online, opt, target_sync=None, max_grad_norm=1.0, reset_noise=False)
-        )
+        learners.append(DQNLearner(online, opt, max_grad_norm=1.0, reset_noise=False))
     cpu, gpu = learners
     assert (cpu._manual is not None) == (gpu._manual is not None) == (kind == "plain")
     for k in range(3):

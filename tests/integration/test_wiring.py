@@ -272,7 +272,9 @@ def added_transitions(c) -> list[tuple[float, float, float, float]]:
 
     def record(obs, action, reward, next_obs, discount):
         for k in range(len(reward)):
-            rows.append((float(obs[k][0]), float(reward[k]), float(next_obs[k][0]), float(discount[k])))
+            rows.append(
+                (float(obs[k][0]), float(reward[k]), float(next_obs[k][0]), float(discount[k]))
+            )
         return None
 
     spy(c.replay, "add", [], before=record)
@@ -425,3 +427,48 @@ def test_per_update_noise_cadence_reuses_the_latest_update_noise():
     for k in range(10, 20, 2):
         assert torch.equal(seen[k], seen[k + 1])
         assert not torch.equal(seen[k], seen[k - 1])
+
+
+# ---------------------------------------------------------------- every switch matters
+
+
+def final_weights(overrides: dict) -> torch.Tensor:
+    c, _ = make_run(overrides)
+    c.trainer.run()
+    return torch.cat([p.detach().flatten() for p in c.learner.online.parameters()])
+
+
+RAINBOW_BASE = {
+    "network": {"noisy": True, "dueling": True, "atoms": 11, "v_min": 0.0, "v_max": 20.0},
+    "replay": {"prioritized": True, "n_step": 3},
+    "learner": {"double_q": True, "target_update_period": 10},
+}
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("learner", "double_q", False),
+        ("learner", "c51_priority", "cross_entropy"),
+        ("learner", "target_tau", 0.5),
+        ("learner", "max_grad_norm", 0.01),
+        ("network", "noise_cadence", "per_update"),
+        ("network", "sigma0", 0.1),
+        ("replay", "alpha", 0.0),
+        ("replay", "n_step", 1),
+        ("trainer", "learning_starts", 20),
+    ],
+)
+def test_every_switch_changes_the_run(section, key, value):
+    """A switch that the code silently ignored would leave the run bit-identical to the
+    base run (same seed, same env, everything else equal)."""
+    base = final_weights(RAINBOW_BASE)
+    assert torch.equal(base, final_weights(RAINBOW_BASE))  # the base run is deterministic
+    changed = {s: dict(v) for s, v in RAINBOW_BASE.items()}
+    changed.setdefault(section, {})[key] = value
+    assert not torch.equal(base, final_weights(changed))
+
+
+def test_td_loss_switch_changes_the_run():
+    # plain MLP (the hand-written backward path); Huber and MSE differ once |TD| > 1
+    assert not torch.equal(final_weights({}), final_weights({"learner": {"loss": "mse"}}))

@@ -299,9 +299,7 @@ def test_is_finished_needs_a_readable_marker_and_config(two_jobs):
     assert not is_finished(job.run_dir)
 
 
-def test_a_failed_marker_write_keeps_the_old_marker_and_leaves_no_temp_file(
-    tmp_path, monkeypatch
-):
+def test_a_failed_marker_write_keeps_the_old_marker_and_leaves_no_temp_file(tmp_path, monkeypatch):
     from rlkit.ablate import write_json_atomic
 
     marker = tmp_path / DONE_FILE
