@@ -1,5 +1,5 @@
 import sys
 
-from rlkit.cli import main
+from rlkit.app.cli import main
 
 sys.exit(main())

@@ -14,19 +14,19 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlkit.collector import Collector
+from rlkit.agent.learner import DQNLearner
+from rlkit.agent.nn import QNetwork
+from rlkit.agent.nn.plain_mlp import NumpyGreedy
+from rlkit.agent.policy import EpsilonGreedy
+from rlkit.agent.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
+from rlkit.agent.replay.frames import frame_storage_bytes
+from rlkit.agent.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
 from rlkit.config import Config, ConfigError
 from rlkit.envs import AtariOptions, make_vec_env, space_info
-from rlkit.evaluate import EvalResult, evaluate
-from rlkit.learner import DQNLearner
-from rlkit.logging import Logger
-from rlkit.nn import QNetwork
-from rlkit.nn.plain_mlp import NumpyGreedy
-from rlkit.policy import EpsilonGreedy
-from rlkit.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
-from rlkit.replay.frames import frame_storage_bytes
-from rlkit.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
-from rlkit.trainer import Cadence, Trainer
+from rlkit.loops.collector import Collector
+from rlkit.loops.evaluate import EvalResult, evaluate
+from rlkit.loops.sync import Cadence, Trainer
+from rlkit.types import Logger
 
 EVAL_SEED_OFFSET = 1_000_003
 

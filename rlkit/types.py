@@ -6,7 +6,7 @@ Shapes use ``B`` for the batch dimension and ``K`` for a number of transitions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -58,3 +58,11 @@ class LossOutput:
     loss: float
     priorities: np.ndarray  # [B] float64, non-negative
     metrics: dict[str, float]
+
+
+class Logger(Protocol):
+    """Where scalars go: TensorBoard, JSON lines, the terminal (``rlkit.app.loggers``)."""
+
+    def log(self, env_steps: int, scalars: dict[str, float]) -> None: ...
+
+    def close(self) -> None: ...

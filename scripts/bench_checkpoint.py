@@ -10,7 +10,7 @@ Variants:
   bytesio   what rlkit did before: copies of the arrays, ``torch.save`` into a BytesIO,
             then its bytes written to the temp file
   streamed  what rlkit does: the arrays as views (``ReplayBuffer.state_dict``),
-            ``torch.save`` straight into the temp file (``rlkit.checkpoint.save_checkpoint``)
+            ``torch.save`` straight into the temp file (``rlkit.app.checkpoint.save_checkpoint``)
 
     python scripts/bench_checkpoint.py                  # 10,000 transitions (~540 MiB)
     python scripts/bench_checkpoint.py --capacity 2000  # a quick run
@@ -58,7 +58,7 @@ def reset_peak() -> bool:
 
 def filled_replay(capacity: int):
     """A full uniform replay with random frames, filled in chunks (little overhead)."""
-    from rlkit.replay import ReplayBuffer
+    from rlkit.agent.replay import ReplayBuffer
 
     replay = ReplayBuffer(capacity, OBS_SHAPE, np.uint8, seed=0)
     rng = np.random.default_rng(0)
@@ -71,7 +71,7 @@ def filled_replay(capacity: int):
 
 def write_old_way(path: Path, replay) -> int:
     """Before: array copies, serialized into a BytesIO, whose bytes are then written."""
-    from rlkit.checkpoint import atomic_write_bytes
+    from rlkit.app.checkpoint import atomic_write_bytes
 
     state = replay.state_dict()
     state = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
@@ -84,7 +84,7 @@ def write_old_way(path: Path, replay) -> int:
 
 def write_streamed(path: Path, replay) -> int:
     """Now: views of the arrays streamed by torch.save into the temp file."""
-    from rlkit.checkpoint import save_checkpoint
+    from rlkit.app.checkpoint import save_checkpoint
 
     return save_checkpoint(path, {"format": 2, "replay": replay.state_dict()})
 

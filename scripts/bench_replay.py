@@ -21,7 +21,7 @@ import tracemalloc
 import numpy as np
 import torch
 
-from rlkit.replay import PrioritizedReplayBuffer, ReplayBuffer
+from rlkit.agent.replay import PrioritizedReplayBuffer, ReplayBuffer
 
 try:
     import cpprb

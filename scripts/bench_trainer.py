@@ -225,7 +225,7 @@ def worker_rlkit(
         *overrides,
     ]
     config = load_config(REPO / config_path, sets)
-    random.seed(seed)  # as rlkit.run.train does
+    random.seed(seed)  # as rlkit.app.run.train does
     np.random.seed(seed)
     components = build(config, NullLogger())  # no checkpoint callable: nothing is saved
     trainer = components.trainer
@@ -483,7 +483,7 @@ SOLVED = 475.0  # CartPole-v1's reward threshold
 
 def returns_summary(variants: list[Variant]) -> str:
     """Final returns over seeds: mean and IQM with 95% bootstrap CIs, seeds >= 475."""
-    from rlkit.stats import iqm, mean, stratified_bootstrap_ci
+    from rlkit.app.experiments.statistics import iqm, mean, stratified_bootstrap_ci
 
     lines = [
         "| framework | config | seeds | mean [95% CI] | IQM [95% CI] | median | seeds >= 475 |",
@@ -510,7 +510,7 @@ def returns_summary(variants: list[Variant]) -> str:
 def returns_headline(dqn: Variant, sb3: Variant) -> None:
     """The final-return half of the target: rlkit DQN's mean against SB3's, with the CI of
     the difference so that a gap can be told from seed noise."""
-    from rlkit.stats import bootstrap_difference_ci, iqm, mean
+    from rlkit.app.experiments.statistics import bootstrap_difference_ci, iqm, mean
 
     ours = [r["final_return"] for r in dqn.results]
     theirs = [r["final_return"] for r in sb3.results]

@@ -6,9 +6,9 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from rlkit.collector import Collector, EpsilonGreedy
-from rlkit.evaluate import episode_quotas, evaluate
-from rlkit.nn import QNetwork
+from rlkit.agent.nn import QNetwork
+from rlkit.loops.collector import Collector, EpsilonGreedy
+from rlkit.loops.evaluate import episode_quotas, evaluate
 from tests.fakes import CountingEnv
 
 

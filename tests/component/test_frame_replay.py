@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
-from rlkit.replay.frames import FrameStackStorage, frame_storage_bytes
+from rlkit.agent.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
+from rlkit.agent.replay.frames import FrameStackStorage, frame_storage_bytes
 
 STACK, H, W = 4, 6, 5
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit import losses
+from rlkit.agent.learner import DQNLearner
+from rlkit.agent.nn import NoisyLinear, QNetwork
+from rlkit.agent.objectives import math as losses
 from rlkit.build import build_learner
 from rlkit.config import load_config
-from rlkit.learner import DQNLearner
-from rlkit.nn import NoisyLinear, QNetwork
 from rlkit.types import Batch
 
 

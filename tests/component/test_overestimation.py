@@ -6,8 +6,8 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from rlkit.evaluate import counted_states, discounted_returns_to_go, evaluate
-from rlkit.nn import QNetwork
+from rlkit.agent.nn import QNetwork
+from rlkit.loops.evaluate import counted_states, discounted_returns_to_go, evaluate
 from tests.fakes import CountingEnv
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
-from rlkit.replay.sum_tree import NUMBA_AVAILABLE
+from rlkit.agent.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
+from rlkit.agent.replay.sum_tree import NUMBA_AVAILABLE
 from rlkit.types import Batch
 
 BACKENDS = ["numpy"] + (["numba"] if NUMBA_AVAILABLE else [])

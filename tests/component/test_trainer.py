@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.collector import Collector, EpsilonGreedy
-from rlkit.evaluate import EvalResult
-from rlkit.learner import DQNLearner
-from rlkit.nn import QNetwork
-from rlkit.replay import NStepAccumulator, ReplayBuffer
-from rlkit.schedules import ConstantSchedule, LinearSchedule
-from rlkit.trainer import Cadence, NumericalError, Trainer, crossings
+from rlkit.agent.learner import DQNLearner
+from rlkit.agent.nn import QNetwork
+from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
+from rlkit.agent.schedules import ConstantSchedule, LinearSchedule
+from rlkit.loops.collector import Collector, EpsilonGreedy
+from rlkit.loops.evaluate import EvalResult
+from rlkit.loops.sync import Cadence, NumericalError, Trainer, crossings
 from tests.fakes import CountingEnv
 
 

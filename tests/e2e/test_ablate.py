@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlkit.cli import main
-from rlkit.logging import JSONLLogger
+from rlkit.app.cli import main
+from rlkit.app.loggers import JSONLLogger
 from tests.e2e.cli_process import rlkit
 from tests.e2e.tiny import CONFIGS, TINY, TOTAL_STEPS
 

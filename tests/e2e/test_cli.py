@@ -23,10 +23,10 @@ import pytest
 import torch
 import yaml
 
-from rlkit.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from rlkit.cli import main
+from rlkit.app.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from rlkit.app.cli import main
+from rlkit.app.run import RunDirError
 from rlkit.config import Config, ConfigError, load_config, to_dict
-from rlkit.run import RunDirError
 from tests.e2e.cli_process import rlkit
 from tests.e2e.tiny import (  # noqa: F401 - _isolated is an autouse fixture
     DEFAULT_CONFIG,

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.checkpoint import list_checkpoints
-from rlkit.learner import DQNLearner
-from rlkit.nn import QNetwork
+from rlkit.agent.learner import DQNLearner
+from rlkit.agent.nn import QNetwork
+from rlkit.app.checkpoint import list_checkpoints
 from rlkit.types import Batch
 from tests.e2e.tiny import (  # noqa: F401 - _isolated is an autouse fixture
     TINY,

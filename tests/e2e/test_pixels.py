@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rlkit import envs as rlkit_envs
-from rlkit.checkpoint import list_checkpoints, load_checkpoint
+from rlkit.app.checkpoint import list_checkpoints, load_checkpoint
 from rlkit.config import load_config
 from tests.e2e.tiny import (  # noqa: F401 - _isolated is an autouse fixture
     _isolated,
@@ -87,7 +87,7 @@ def test_breakout_der_100k_counts_whole_games_and_learns_from_lost_lives(tmp_pat
     a game of 5 lives lasts well over 100), and every lost life is a learning terminal."""
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")
-    from rlkit import run
+    from rlkit.app import run as run
 
     steps = 1200
     items = [

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from rlkit import build as build_module
-from rlkit import checkpoint as ckpt
-from rlkit import run as run_module
+from rlkit.agent.replay import PrioritizedReplayBuffer
+from rlkit.app import checkpoint as ckpt
+from rlkit.app import run as run_module
+from rlkit.app.loggers import JSONLLogger
 from rlkit.config import ConfigError, load_config
-from rlkit.logging import JSONLLogger
-from rlkit.replay import PrioritizedReplayBuffer
 from tests.e2e.tiny import (  # noqa: F401 - _isolated is an autouse fixture
     _isolated,
     assert_one_line_error,
@@ -46,7 +46,7 @@ SMALL = [
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory) -> Path:
     """A finished plain-DQN run of 1,200 env steps with checkpoints every 300."""
-    from rlkit.cli import main
+    from rlkit.app.cli import main
 
     run_dir = tmp_path_factory.mktemp("small") / "run"
     threads = torch.get_num_threads()
@@ -415,7 +415,7 @@ def tensorboard_points(run_dir: Path) -> set[tuple[str, int]]:
 
 
 def test_logs_reach_the_disk_before_the_checkpoint_that_covers_them(tmp_path, monkeypatch):
-    from rlkit.logging import TensorBoardLogger
+    from rlkit.app.loggers import TensorBoardLogger
 
     run_dir = tmp_path / "flush"
     seen: list[tuple[int, list[dict], set]] = []

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.checkpoint import list_checkpoints, load_checkpoint
+from rlkit.app.checkpoint import list_checkpoints, load_checkpoint
 from tests.e2e.cli_process import ROOT, rlkit
 
 # Plain DQN (uniform replay, phases of updates, the fast MLP path), small and quick.
@@ -185,10 +185,10 @@ GENERATORS = [
 
 
 def _train_and_keep_open(run_dir: Path, items: list[str], monkeypatch):
-    """``rlkit.run.train`` in-process, with the components left open (envs usable)."""
+    """``rlkit.app.run.train`` in-process, with the components left open (envs usable)."""
     from rlkit import build as build_module
+    from rlkit.app.run import train
     from rlkit.config import load_config
-    from rlkit.run import train
 
     monkeypatch.setattr(build_module.Components, "close", lambda self: None)
     threads = torch.get_num_threads()
@@ -215,9 +215,9 @@ def test_restore_puts_back_every_generator(tmp_path, monkeypatch, save_replay):
     replay sampler (also when the replay contents are not saved)."""
     import random
 
+    from rlkit.app.loggers import MultiLogger
+    from rlkit.app.run import restore_state
     from rlkit.build import build
-    from rlkit.logging import MultiLogger
-    from rlkit.run import restore_state
 
     items = [*GENERATORS, f"replay.save_in_checkpoint={str(save_replay).lower()}"]
     config, a = _train_and_keep_open(tmp_path / "run", items, monkeypatch)

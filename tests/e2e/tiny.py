@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlkit.cli import main
+from rlkit.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"

@@ -182,7 +182,7 @@ def test_epsilon_schedule_reaches_action_selection():
 
 
 def test_epsilon_greedy_explores_at_the_rate_asked():
-    from rlkit.policy import epsilon_greedy
+    from rlkit.agent.policy import epsilon_greedy
 
     rng = np.random.default_rng(0)
     n, actions = 40_000, 4
@@ -355,7 +355,7 @@ def test_life_loss_is_a_learning_terminal_but_episodes_are_whole_games():
 
 
 def test_evaluation_uses_the_means_of_noisy_layers_and_the_eval_epsilon(monkeypatch):
-    import rlkit.policy
+    import rlkit.agent.policy
 
     c, _ = make_run(
         {
@@ -365,13 +365,13 @@ def test_evaluation_uses_the_means_of_noisy_layers_and_the_eval_epsilon(monkeypa
         }
     )
     eps_seen: list[float] = []
-    real = rlkit.policy.epsilon_greedy
+    real = rlkit.agent.policy.epsilon_greedy
 
     def recording(greedy, n, epsilon, num_actions, rng):
         eps_seen.append(epsilon)
         return real(greedy, n, epsilon, num_actions, rng)
 
-    monkeypatch.setattr(rlkit.policy, "epsilon_greedy", recording)
+    monkeypatch.setattr(rlkit.agent.policy, "epsilon_greedy", recording)
     modes: list[bool] = []
     c.network.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     result = c.trainer.evaluate_fn(0)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlkit import losses
+from rlkit.agent.objectives import math as losses
 
 
 def test_q_learning_target_hand_computed():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlkit.nn import NoisyLinear, QNetwork
+from rlkit.agent.nn import NoisyLinear, QNetwork
 
 
 def test_noisy_linear_init_and_param_names():

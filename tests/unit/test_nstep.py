@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.replay import NStepAccumulator
+from rlkit.agent.replay import NStepAccumulator
 
 G = 0.5
 R = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]

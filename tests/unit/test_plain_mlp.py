@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.learner import DQNLearner
-from rlkit.nn import QNetwork
-from rlkit.nn.plain_mlp import NumpyGreedy, PlainMLPGrad, plain_mlp_layers
-from rlkit.optim import AdamStep
+from rlkit.agent.learner import DQNLearner
+from rlkit.agent.nn import QNetwork
+from rlkit.agent.nn.plain_mlp import NumpyGreedy, PlainMLPGrad, plain_mlp_layers
+from rlkit.agent.optim import AdamStep
 from rlkit.types import Batch
 
 

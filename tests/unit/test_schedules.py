@@ -1,6 +1,6 @@
 import pytest
 
-from rlkit.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule
+from rlkit.agent.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule
 
 
 def test_linear_schedule_boundaries():

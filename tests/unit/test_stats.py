@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from rlkit.stats import bootstrap_difference_ci, curve_auc, iqm, stratified_bootstrap_ci
+from rlkit.app.experiments.statistics import (
+    bootstrap_difference_ci,
+    curve_auc,
+    iqm,
+    stratified_bootstrap_ci,
+)
 
 
 def test_iqm_hand_computed():

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlkit import stats
-from rlkit.ablate import (
+from rlkit.app.experiments import (
     DONE_FILE,
     Job,
     MetricsTail,
@@ -36,10 +35,11 @@ from rlkit.ablate import (
     write_csv,
     write_report,
 )
+from rlkit.app.experiments import statistics as stats
+from rlkit.app.experiments.plots import Series, mean_band, series_from_records
+from rlkit.app.loggers import JSONLLogger
 from rlkit.config import ConfigError, dump_config, load_config
 from rlkit.envs import EnvError
-from rlkit.logging import JSONLLogger
-from rlkit.plot import Series, mean_band, series_from_records
 
 ABLATIONS = Path(__file__).resolve().parents[2] / "configs" / "ablations"
 
@@ -300,7 +300,7 @@ def test_is_finished_needs_a_readable_marker_and_config(two_jobs):
 
 
 def test_a_failed_marker_write_keeps_the_old_marker_and_leaves_no_temp_file(tmp_path, monkeypatch):
-    from rlkit.ablate import write_json_atomic
+    from rlkit.app.experiments import write_json_atomic
 
     marker = tmp_path / DONE_FILE
     write_json_atomic(marker, {"env_steps": 10})
@@ -351,7 +351,7 @@ def test_plan_refuses_a_finished_run_with_another_config(two_jobs):
 
 def fake_worker(job: Job, threads: int, conn) -> None:
     """Stands in for ablate.worker_main in a spawned process: logs, finishes or fails."""
-    from rlkit.ablate import JobResult, write_json_atomic
+    from rlkit.app.experiments import JobResult, write_json_atomic
 
     assert threads >= 1
     job.run_dir.mkdir(parents=True, exist_ok=True)

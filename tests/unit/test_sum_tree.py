@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlkit.replay import SumTree
-from rlkit.replay.sum_tree import NUMBA_AVAILABLE
+from rlkit.agent.replay import SumTree
+from rlkit.agent.replay.sum_tree import NUMBA_AVAILABLE
 
 BACKENDS = ["numpy"] + (["numba"] if NUMBA_AVAILABLE else [])
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlkit.replay.frames import FrameStackStorage
-from rlkit.replay.storage import RingStorage
-from rlkit.replay.sum_tree import SumTree
+from rlkit.agent.replay.frames import FrameStackStorage
+from rlkit.agent.replay.storage import RingStorage
+from rlkit.agent.replay.sum_tree import SumTree
 from rlkit.types import Batch, Transition
 
 
@@ -42,7 +42,7 @@ class ReplayBuffer:
         device: torch device of the sampled ``Batch`` tensors.
         seed: seed of the numpy Generator used for sampling.
         dedup_frames: store uint8 frame stacks [S, H, W] with each distinct frame once
-            (``rlkit.replay.frames.FrameStackStorage``, ~1 frame per transition).
+            (``rlkit.agent.replay.frames.FrameStackStorage``, ~1 frame per transition).
     """
 
     def __init__(

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlkit import checkpoint as ckpt
+from rlkit.app import checkpoint as ckpt
+from rlkit.app.loggers import JSONLLogger, MultiLogger, ProgressLogger, TensorBoardLogger
 from rlkit.build import (
     Components,
     build,
@@ -33,9 +34,8 @@ from rlkit.build import (
 )
 from rlkit.config import Config, dump_config, from_dict, read_yaml, to_dict
 from rlkit.envs import space_info
-from rlkit.evaluate import EvalResult, evaluate
-from rlkit.logging import JSONLLogger, MultiLogger, ProgressLogger, TensorBoardLogger
-from rlkit.trainer import NumericalError
+from rlkit.loops.evaluate import EvalResult, evaluate
+from rlkit.loops.sync import NumericalError
 
 FORMAT_VERSION = ckpt.FORMAT_VERSION
 

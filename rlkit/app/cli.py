@@ -15,7 +15,7 @@ DEFAULT_CONFIG = "cartpole_rainbow.yaml"
 
 def _default_config_path() -> Path | None:
     """configs/cartpole_rainbow.yaml next to the package (source checkout) or in the CWD."""
-    for base in (Path(__file__).resolve().parent.parent / "configs", Path.cwd() / "configs"):
+    for base in (Path(__file__).resolve().parents[2] / "configs", Path.cwd() / "configs"):
         candidate = base / DEFAULT_CONFIG
         if candidate.is_file():
             return candidate
@@ -184,8 +184,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from rlkit.app.run import default_run_dir, resume_config, train
     from rlkit.config import ConfigError, load_config
-    from rlkit.run import default_run_dir, resume_config, train
 
     if args.resume is not None:
         if args.run_dir is not None or args.overwrite:
@@ -205,7 +205,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from rlkit.run import evaluate_run
+    from rlkit.app.run import evaluate_run
 
     if args.episodes is not None and args.episodes < 1:
         from rlkit.config import ConfigError
@@ -231,7 +231,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from rlkit.ablate import ablate, command_line
+    from rlkit.app.experiments import ablate, command_line
 
     fallback = [str(args.suite)]
     for flag, value in (("--seeds", args.seeds), ("--out", args.out)):
@@ -254,7 +254,12 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from rlkit.plot import PlotUnavailable, load_runs, plot_runs, require_matplotlib
+    from rlkit.app.experiments.plots import (
+        PlotUnavailable,
+        load_runs,
+        plot_runs,
+        require_matplotlib,
+    )
 
     tags = args.tags or ["eval/return_mean"]
     try:
@@ -273,11 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from rlkit.checkpoint import CheckpointError
+    from rlkit.app.checkpoint import CheckpointError
+    from rlkit.app.run import RunDirError
     from rlkit.config import ConfigError
     from rlkit.envs import EnvError
-    from rlkit.run import RunDirError
-    from rlkit.trainer import NumericalError
+    from rlkit.loops.sync import NumericalError
 
     commands = {
         "train": _cmd_train,

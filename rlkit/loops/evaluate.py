@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from rlkit.agent.nn.qnet import QNetwork
+from rlkit.agent.policy import EpsilonGreedy
 from rlkit.envs import autoreset_mode
-from rlkit.nn.qnet import QNetwork
-from rlkit.policy import EpsilonGreedy
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,18 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
+from rlkit.types import Logger
 
-class Logger(Protocol):
-    def log(self, env_steps: int, scalars: dict[str, float]) -> None: ...
-
-    def close(self) -> None: ...
+__all__ = [
+    "JSONLLogger",
+    "Logger",
+    "MultiLogger",
+    "ProgressLogger",
+    "TensorBoardLogger",
+    "TerminalProgress",
+]
 
 
 class JSONLLogger:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from rlkit.nn.qnet import QNetwork
+from rlkit.agent.nn.qnet import QNetwork
 
 
 def epsilon_greedy(
@@ -49,7 +49,7 @@ class EpsilonGreedy:
         device: where observations are sent for the forward pass.
         rng: the generator of the exploration draws.
         greedy_fn: optional faster way to compute the same greedy actions, e.g.
-            ``rlkit.nn.plain_mlp.NumpyGreedy(net)`` for small plain MLPs on a CPU.
+            ``rlkit.agent.nn.plain_mlp.NumpyGreedy(net)`` for small plain MLPs on a CPU.
         resample_noise: draw fresh noise in the net's noisy layers before every acting
             forward pass (NoisyNet-DQN's cadence); False acts with whatever noise the net
             holds (the latest update's).

@@ -9,9 +9,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from rlkit.nn.heads import DuelingHead, LinearHead
-from rlkit.nn.noisy import NoisyLinear, draw_factorised_noise
-from rlkit.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
+from rlkit.agent.nn.heads import DuelingHead, LinearHead
+from rlkit.agent.nn.noisy import NoisyLinear, draw_factorised_noise
+from rlkit.agent.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
 
 TORSOS = ("auto", "mlp", "nature_cnn", "minatar_cnn")
 

@@ -1,9 +1,9 @@
 """Neural network building blocks: NoisyLinear, torsos, heads and QNetwork."""
 
-from rlkit.nn.heads import DuelingHead, LinearHead
-from rlkit.nn.noisy import NoisyLinear, draw_factorised_noise
-from rlkit.nn.qnet import QNetwork
-from rlkit.nn.torsos import MLPTorso, NatureCNNTorso
+from rlkit.agent.nn.heads import DuelingHead, LinearHead
+from rlkit.agent.nn.noisy import NoisyLinear, draw_factorised_noise
+from rlkit.agent.nn.qnet import QNetwork
+from rlkit.agent.nn.torsos import MLPTorso, NatureCNNTorso
 
 __all__ = [
     "DuelingHead",

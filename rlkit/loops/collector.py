@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from rlkit.agent.policy import EpsilonGreedy
 from rlkit.envs import autoreset_mode, capture_env_state, restore_env_state
-from rlkit.policy import EpsilonGreedy
 
 __all__ = ["Collector", "EpsilonGreedy", "StepOutput"]
 

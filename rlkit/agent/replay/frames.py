@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rlkit.replay.storage import write_fields_and_advance
+from rlkit.agent.replay.storage import write_fields_and_advance
 
 
 def frame_pool_size(capacity: int, stack: int) -> int:

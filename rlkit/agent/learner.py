@@ -13,10 +13,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from rlkit import losses
-from rlkit.nn.plain_mlp import PlainMLPGrad, plain_mlp_layers
-from rlkit.nn.qnet import QNetwork
-from rlkit.optim import AdamStep
+from rlkit.agent.nn.plain_mlp import PlainMLPGrad, plain_mlp_layers
+from rlkit.agent.nn.qnet import QNetwork
+from rlkit.agent.objectives import math as losses
+from rlkit.agent.optim import AdamStep
 from rlkit.types import Batch, LossOutput
 
 
@@ -124,7 +124,7 @@ class DQNLearner:
             loss is the cross-entropy either way (the same gradient).
         manual_gradients: for plain ReLU MLP nets (no noisy, dueling or C51 parts),
             compute the gradient with a hand-written backward pass
-            (``rlkit.nn.plain_mlp.PlainMLPGrad``) instead of autograd: the same maths,
+            (``rlkit.agent.nn.plain_mlp.PlainMLPGrad``) instead of autograd: the same maths,
             about twice as fast on a CPU. Ignored for other nets.
 
     ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the new

@@ -50,13 +50,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlkit.collector import Collector
-from rlkit.evaluate import EvalResult
-from rlkit.learner import DQNLearner
-from rlkit.logging import Logger
-from rlkit.replay import NStepAccumulator, ReplayBuffer
-from rlkit.schedules import Schedule
-from rlkit.types import LossOutput
+from rlkit.agent.learner import DQNLearner
+from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
+from rlkit.agent.schedules import Schedule
+from rlkit.loops.collector import Collector
+from rlkit.loops.evaluate import EvalResult
+from rlkit.types import Logger, LossOutput
 
 
 class NumericalError(RuntimeError):

@@ -100,8 +100,8 @@ def load_runs(run_dirs: Sequence[Path], tags: Sequence[str]) -> dict[str, dict[s
     """
     import difflib
 
+    from rlkit.app.run import RunDirError
     from rlkit.config import ConfigError
-    from rlkit.run import RunDirError
 
     run_dirs = list(dict.fromkeys(run_dirs))  # a run dir given twice is drawn once
     records = {}
@@ -203,8 +203,8 @@ def require_matplotlib() -> None:
 
 
 def _save(fig: Any, out: Path) -> None:
-    """Write ``fig`` as a PNG to ``out`` with ``rlkit.checkpoint.atomic_write``."""
-    from rlkit.checkpoint import atomic_write
+    """Write ``fig`` as a PNG to ``out`` with ``rlkit.app.checkpoint.atomic_write``."""
+    from rlkit.app.checkpoint import atomic_write
 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda f: fig.savefig(f, dpi=120, format="png"))

@@ -47,7 +47,9 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from rlkit import stats
+from rlkit.app.experiments import statistics as stats
+from rlkit.app.experiments.plots import Series, read_records, series_from_records
+from rlkit.app.loggers import TerminalProgress, fmt_duration
 from rlkit.config import (
     Config,
     ConfigError,
@@ -57,8 +59,6 @@ from rlkit.config import (
     read_yaml,
     to_dict,
 )
-from rlkit.logging import TerminalProgress, fmt_duration
-from rlkit.plot import Series, read_records, series_from_records
 
 DONE_FILE = "done.json"
 LOG_FILE = "train.log"
@@ -397,9 +397,9 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON to ``path`` with ``rlkit.checkpoint.atomic_write``
+    """Write ``data`` as indented JSON to ``path`` with ``rlkit.app.checkpoint.atomic_write``
     (never half-written; a failed write leaves the old file and no temp file)."""
-    from rlkit.checkpoint import atomic_write_bytes
+    from rlkit.app.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
@@ -447,14 +447,14 @@ class LogFile:
 
 
 def start_or_resume(config: Config, run_dir: Path, stream: IO[str]) -> tuple[Any, Any]:
-    """Train ``run_dir`` to the end; returns ``rlkit.run.train``'s (components, result).
+    """Train ``run_dir`` to the end; returns ``rlkit.app.run.train``'s (components, result).
 
     An unfinished run dir with a complete checkpoint and the same config continues
     exactly where it stopped (``rlkit train --resume``); anything else there (no
     checkpoint yet, another config) is replaced and trained from scratch.
     """
-    from rlkit import checkpoint as ckpt
-    from rlkit.run import RunDirError, config_changes, load_run_config, train
+    from rlkit.app import checkpoint as ckpt
+    from rlkit.app.run import RunDirError, config_changes, load_run_config, train
 
     if ckpt.list_checkpoints(run_dir / "checkpoints"):
         try:
@@ -801,7 +801,7 @@ class SuiteResults:
 
 def collect_results(suite: Suite, jobs: Sequence[Job]) -> SuiteResults:
     """Summaries and curves of the finished runs among ``jobs``, per (env, variant)."""
-    from rlkit.plot import SUITE_ROWS
+    from rlkit.app.experiments.plots import SUITE_ROWS
 
     summaries: dict[tuple[str, str], list[RunSummary]] = {}
     curves: CurveSet = {e.name: {v: {} for v in suite.variant_names} for e in suite.envs}
@@ -932,7 +932,7 @@ def write_report(
     stream: IO[str],
 ) -> SuiteResults:
     """Write results.csv, report.md and (with matplotlib) curves.png into ``out``."""
-    from rlkit.plot import PlotUnavailable, plot_suite
+    from rlkit.app.experiments.plots import PlotUnavailable, plot_suite
 
     results = collect_results(suite, jobs)
     out.mkdir(parents=True, exist_ok=True)
@@ -982,7 +982,7 @@ def ablate(
     Returns the exit code: 0, 1 when a run failed, 130 when interrupted (the report is
     written in every case). User mistakes raise ConfigError / EnvError / RunDirError.
     """
-    from rlkit.run import RunDirError
+    from rlkit.app.run import RunDirError
 
     stream = stream if stream is not None else sys.stdout
     if workers < 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlkit.nn.torsos import LinearFactory
+from rlkit.agent.nn.torsos import LinearFactory
 
 
 def _stream(in_features: int, out_features: int, hidden: int, linear: LinearFactory) -> nn.Module:

@@ -1,0 +1,1 @@
+"""Objectives (losses) behind one protocol, and the pure TD / projection maths."""

@@ -1,0 +1,1 @@
+"""The application: run dirs, checkpoints, loggers, the CLI and experiments."""

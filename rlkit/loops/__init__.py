@@ -1,0 +1,1 @@
+"""Loops: what drives envs, policy, replay and learner, and when (``sync``)."""
