@@ -29,6 +29,8 @@ class EnvConfig:
     id: str = "CartPole-v1"
     #: number of parallel training environments (>= 1); each vector step is num_envs env steps.
     num_envs: int = 1
+    #: vector env backend: gymnasium (Gymnasium's SyncVectorEnv and wrappers; any env), ale_vector (ALE's AtariVectorEnv, C++ threads; ALE/ ids), envpool (pip install 'rlkit[envpool]'; ALE/ ids); a module rlkit/envs/<name>.py adds one.
+    backend: str = "gymnasium"
     #: episode time limit in env steps (None = the environment's own limit); truncation, not termination.
     max_episode_steps: int | None = None
     #: extra keyword arguments for gymnasium.make (e.g. {continuous: false}).
@@ -126,6 +128,8 @@ class NetworkConfig:
     sigma0: float = 0.5
     #: C51 atoms; 1 = no distributional head (scalar Q-values), else >= 2.
     atoms: int = 51
+    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51; a module rlkit/agent/objectives/<name>.py adds one.
+    head: str = "auto"
     #: smallest return on the C51 support.
     v_min: float = -10.0
     #: largest return on the C51 support (> v_min).
