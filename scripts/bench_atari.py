@@ -1,4 +1,5 @@
-"""Benchmark Rainbow on Atari Pong: env steps/s, updates/s and peak memory.
+"""Benchmark Rainbow on Atari Pong: training (env steps/s, updates/s, peak memory) or the
+acting path alone.
 
 Trains ``configs/atari/pong_rainbow.yaml`` for a fixed number of agent steps (frame skip
 4) with several envs stepping at once, and prints a markdown table. The clock covers
@@ -10,6 +11,17 @@ each 84x84 frame once; the table also shows the replay's bytes per stored transi
     python scripts/bench_atari.py                      # CPU, 2,000 agent steps, 4 envs
     python scripts/bench_atari.py --device cuda        # on a GPU (exit 2 without one)
     python scripts/bench_atari.py --steps 500 --envs 2 # shorter
+    python scripts/bench_atari.py --backend ale_vector # training on ALE's AtariVectorEnv
+
+``--acting`` times rlkit's acting path instead (policy forward, env step, n-step and
+replay add through ``Trainer.run`` with learning never starting), interleaved in rounds
+with raw ``AtariVectorEnv`` stepping at the same env count and protocol (plus the same
+network forward when epsilon is 0) and with the Gymnasium backend's acting path; it
+prints agent steps/s (medians over the rounds) and the ratios, for epsilon 1 (random
+actions: the policy skips the network, so the ratio is rlkit's overhead) and epsilon 0
+(a greedy forward pass of the Rainbow network on every step):
+
+    python scripts/bench_atari.py --acting --backend ale_vector --envs 4 --rounds 7
 """
 
 from __future__ import annotations
@@ -40,9 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     parser.add_argument("--capacity", type=int, default=100_000, help="replay capacity")
+    parser.add_argument(
+        "--backend",
+        choices=("gymnasium", "ale_vector", "envpool"),
+        default="gymnasium",
+        help="env.backend",
+    )
+    parser.add_argument("--acting", action="store_true", help="time the acting path only")
+    parser.add_argument("--rounds", type=int, default=7, help="--acting: interleaved rounds")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
+    if args.acting:
+        return acting_benchmark(args)
     import numpy as np
     import torch
 
@@ -58,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         f"trainer.device={args.device}",
         f"trainer.num_threads={args.threads}",
         f"env.num_envs={args.envs}",
+        f"env.backend={args.backend}",
         f"trainer.total_steps={learning_starts + args.steps}",
         f"trainer.learning_starts={learning_starts}",
         f"replay.capacity={args.capacity}",
@@ -123,6 +146,215 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"| frames stored now / transitions stored | {replay._storage.num_frames:,} / {len(replay):,} |"
     )
+    return 0
+
+
+# ---------------------------------------------------------------- acting path
+
+
+def acting_sets(args, backend: str, epsilon: float) -> list[str]:
+    """Config overrides of one acting-path run: learning never starts, constant epsilon."""
+    return [
+        "trainer.device=cpu",
+        f"trainer.num_threads={args.threads or 1}",  # the emulators need the other cores
+        f"env.num_envs={args.envs}",
+        f"env.backend={backend}",
+        "trainer.total_steps=1",
+        "trainer.learning_starts=1000000000",
+        f"replay.capacity={min(args.capacity, 20_000)}",
+        "trainer.checkpoint_every=0",
+        "trainer.log_every=1000000000",
+        "eval.every=0",
+        "eval.episodes=1",
+        f"exploration.epsilon_start={epsilon}",
+        f"exploration.epsilon_end={epsilon}",
+    ]
+
+
+class RlkitActing:
+    """rlkit's acting path on one backend: ``Trainer.run`` for ``steps`` more agent steps
+    (collector -> policy -> env -> n-step -> replay; no updates, no evaluation)."""
+
+    def __init__(self, args, backend: str, epsilon: float) -> None:
+        from rlkit.build import build
+        from rlkit.config import load_config
+
+        self.components = build(
+            load_config(CONFIG, acting_sets(args, backend, epsilon)), NullLogger()
+        )
+        self.trainer = self.components.trainer
+        self.trainer.run_evaluation = lambda: None
+        self.trainer._save = lambda: None
+        # act as after the first update: with the latest update's noise, not fresh noise
+        # drawn at every step (what happens only before learning starts)
+        self.trainer.counters.updates = 1
+        policy = self.trainer.collector.policy
+        if hasattr(policy, "load_params"):
+            policy.load_params(self.components.learner.params())
+
+    def run(self, steps: int) -> None:
+        trainer = self.trainer
+        total = trainer.counters.env_steps + steps
+        trainer.cadence = type(trainer.cadence)(
+            **{**trainer.cadence.__dict__, "total_steps": total}
+        )
+        trainer.run()
+
+    def close(self) -> None:
+        self.components.close()
+
+
+class RawAleVector:
+    """Raw ``AtariVectorEnv`` stepping with the same settings the ``ale_vector`` adapter
+    uses; actions uniform (epsilon 1) or ``argmax`` of the same network's forward pass
+    (epsilon 0). Nothing else: no n-step, no replay."""
+
+    def __init__(self, args, network, config) -> None:
+        import numpy as np
+        import torch
+        from ale_py.vector_env import AtariVectorEnv
+
+        from rlkit.envs.ale_vector import _settings
+        from rlkit.envs.atari import AtariOptions, ale_game, snake_case
+
+        options = AtariOptions(
+            frame_skip=config.env.frame_skip,
+            frame_stack=config.env.frame_stack,
+            noop_max=config.env.noop_max,
+            sticky_actions=config.env.sticky_actions,
+            full_action_space=config.env.full_action_space,
+            max_frames_per_episode=config.env.max_frames_per_episode,
+        )
+        game = snake_case(ale_game(config.env.id, "ale_vector"))
+        self.envs = AtariVectorEnv(game, args.envs, **_settings(options))
+        self.num_actions = int(self.envs.single_action_space.n)
+        self.network, self.torch, self.rng = network, torch, np.random.default_rng(0)
+        self.obs, _ = self.envs.reset(seed=0)
+        self.num_envs = args.envs
+
+    def run(self, steps: int, greedy: bool) -> None:
+        torch = self.torch
+        for _ in range(steps // self.num_envs):
+            if greedy:
+                with torch.inference_mode():
+                    q = self.network(torch.as_tensor(self.obs))
+                actions = q.argmax(1).numpy()
+            else:
+                actions = self.rng.integers(0, self.num_actions, self.num_envs)
+            self.obs, *_ = self.envs.step(actions)
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def timed(fn, *fn_args) -> float:
+    start = time.perf_counter()
+    fn(*fn_args)
+    return time.perf_counter() - start
+
+
+def acting_row(args, epsilon: float) -> dict[str, float]:
+    """Median agent steps/s of raw AtariVectorEnv, rlkit on ``args.backend`` and rlkit on
+    the Gymnasium backend, timed in interleaved rounds of ``args.steps`` agent steps."""
+    import numpy as np
+
+    ours = RlkitActing(args, args.backend, epsilon)
+    gym_path = RlkitActing(args, "gymnasium", epsilon)
+    raw = RawAleVector(args, ours.components.network, ours.components.config)
+    greedy = epsilon == 0.0
+    for variant in (lambda n: raw.run(n, greedy), ours.run, gym_path.run):  # warm-up
+        variant(4 * args.envs)
+    times: dict[str, list[float]] = {"raw": [], "rlkit": [], "gymnasium": []}
+    for _ in range(args.rounds):
+        times["raw"].append(timed(raw.run, args.steps, greedy))
+        times["rlkit"].append(timed(ours.run, args.steps))
+        times["gymnasium"].append(timed(gym_path.run, args.steps))
+    for variant in (raw, ours, gym_path):
+        variant.close()
+    steps = args.steps // args.envs * args.envs
+    return {k: float(np.median([steps / t for t in v])) for k, v in times.items()}
+
+
+def acting_breakdown(args) -> dict[str, float]:
+    """Milliseconds per vector step spent in each part of the acting path (random
+    actions, ``args.backend``): the raw env step, the adapter around it, the policy, the
+    rest of the collector, n-step, replay add, and the loop's own bookkeeping."""
+    import collections
+
+    ours = RlkitActing(args, args.backend, 1.0)
+    ours.run(4 * args.envs)
+    spent: collections.Counter = collections.Counter()
+
+    def wrap(obj, name: str, key: str) -> None:
+        fn = getattr(obj, name)
+
+        def timed_fn(*a, **k):
+            start = time.perf_counter()
+            out = fn(*a, **k)
+            spent[key] += time.perf_counter() - start
+            return out
+
+        setattr(obj, name, timed_fn)
+
+    collector, trainer = ours.trainer.collector, ours.trainer
+    inner = getattr(collector.envs, "envs", None)
+    if inner is not None:
+        wrap(inner, "step", "env")
+    for obj, name, key in (
+        (collector.envs, "step", "adapter+env"),
+        (collector.policy, "act", "policy"),
+        (collector, "step", "collector"),
+        (trainer.nstep, "push", "n-step"),
+        (trainer.replay, "add", "replay add"),
+    ):
+        wrap(obj, name, key)
+    vector_steps = args.rounds * args.steps // args.envs
+    total = timed(ours.run, vector_steps * args.envs)
+    ours.close()
+    ms = {k: 1000 * v / vector_steps for k, v in spent.items()}
+    return {
+        "raw env step": ms.get("env", ms["adapter+env"]),
+        "adapter": ms["adapter+env"] - ms.get("env", ms["adapter+env"]),
+        "policy": ms["policy"],
+        "collector (rest)": ms["collector"] - ms["adapter+env"] - ms["policy"],
+        "n-step": ms["n-step"],
+        "replay add": ms["replay add"],
+        "loop (rest)": 1000 * total / vector_steps
+        - ms["collector"]
+        - ms["n-step"]
+        - ms["replay add"],
+    }
+
+
+def acting_benchmark(args) -> int:
+    """Print the acting-path table (see the module docstring)."""
+    import torch
+
+    rows = [(eps, acting_row(args, eps)) for eps in (1.0, 0.0)]
+    cpu = platform.processor() or platform.machine()
+    print(f"# {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(
+        f"command: python scripts/bench_atari.py --acting --backend {args.backend} "
+        f"--envs {args.envs} --steps {args.steps} --rounds {args.rounds}"
+    )
+    print()
+    print(
+        f"| epsilon | raw AtariVectorEnv | rlkit {args.backend} | rlkit gymnasium "
+        f"| {args.backend} / raw | {args.backend} / gymnasium |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for eps, r in rows:
+        print(
+            f"| {eps:g} | {r['raw']:,.0f} | {r['rlkit']:,.0f} | {r['gymnasium']:,.0f} "
+            f"| {r['rlkit'] / r['raw']:.0%} | {r['rlkit'] / r['gymnasium']:.2f}x |"
+        )
+    print()
+    print("agent steps/s, medians over the rounds; raw at epsilon 0 includes the same forward")
+    print()
+    print(f"| part of the acting path (epsilon 1, {args.backend}) | ms per vector step |")
+    print("|---|---:|")
+    for part, ms in acting_breakdown(args).items():
+        print(f"| {part} | {ms:.3f} |")
     return 0
 
 

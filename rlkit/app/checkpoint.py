@@ -8,11 +8,13 @@ at least ``MIN_TORCH``.
 
 ``atomic_write`` is the one atomic-write mechanism of rlkit: every file that must never
 be seen half-written (checkpoints, a rewritten metrics.jsonl, a replaced config.yaml)
-goes through it.
+goes through it (``atomic_write_bytes`` and ``atomic_write_json`` are its forms for
+bytes and JSON).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -71,6 +73,12 @@ def _fsync_directory(directory: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with ``atomic_write`` (never half-written)."""
     atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON to ``path`` with ``atomic_write`` (never half-written;
+    a failed write leaves the old file and no temp file)."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> int:

@@ -22,21 +22,8 @@ def _default_config_path() -> Path | None:
     return None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from rlkit.config import describe
-
-    parser = argparse.ArgumentParser(
-        prog="rlkit",
-        description="Train and evaluate Rainbow-style DQN agents on Gymnasium environments.",
-    )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # Every command also accepts --debug after its name (SUPPRESS: the top-level flag's
-    # value stands unless the command's own is given).
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
-    )
 
     train = sub.add_parser(
         "train",
@@ -79,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         help="with --resume: accept a config that differs from the run's saved one",
     )
 
+
+def _add_eval(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     ev = sub.add_parser(
         "eval",
         parents=[common],
@@ -97,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, help="environment seed for the evaluation episodes")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device (default: the run's)")
 
+
+def _add_config(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     show = sub.add_parser(
         "config",
         parents=[common],
@@ -106,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("config", nargs="?", help="YAML config file (default: the default config)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
+
+def _add_ablate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     ablate = sub.add_parser(
         "ablate",
         parents=[common],
@@ -150,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
         help="train nothing: write the report from the runs that have finished",
     )
 
+
+def _add_plot(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     plot = sub.add_parser(
         "plot",
         parents=[common],
@@ -180,6 +175,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TAG",
         help="scalar tag to draw (repeatable; default: eval/return_mean)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlkit",
+        description="Train and evaluate Rainbow-style DQN agents on Gymnasium environments.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Every command also accepts --debug after its name (SUPPRESS: the top-level flag's
+    # value stands unless the command's own is given).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
+    for add in (_add_train, _add_eval, _add_config, _add_ablate, _add_plot):
+        add(sub, common)
     return parser
 
 

@@ -15,14 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import gymnasium as gym
 import numpy as np
-import torch
-from gymnasium.vector import AutoresetMode
 
-from rlkit.agent.nn.qnet import QNetwork
 from rlkit.agent.policy import EpsilonGreedy
-from rlkit.envs import autoreset_mode
+from rlkit.envs.base import VecEnv
 
 
 @dataclass(frozen=True)
@@ -95,57 +91,57 @@ def counted_states(length: int, truncated: bool, gamma: float, tail_tolerance: f
 
 
 def evaluate(
-    net: QNetwork,
-    envs: gym.vector.VectorEnv,
+    policy: EpsilonGreedy,
+    envs: VecEnv,
     episodes: int,
     *,
-    device: torch.device,
     seed: int | None = None,
-    epsilon: float = 0.0,
-    rng: np.random.Generator | None = None,
     gamma: float = 0.99,
     tail_tolerance: float = 0.01,
 ) -> EvalResult:
-    """Run ``episodes`` episodes (each env exactly its quota) with the greedy policy
-    (epsilon-greedy with ``epsilon`` > 0, drawing from ``rng``).
+    """Run ``episodes`` episodes (each env exactly its quota) acting with
+    ``policy.act_with_q`` (an evaluation policy: greedy, or epsilon-greedy with its own
+    epsilon and generator; noisy layers use their means).
 
-    Noisy layers use their means (``net.eval()``); the previous mode is restored.
-    ``envs`` must autoreset in SAME_STEP mode (``rlkit.envs.make_vec_env`` does).
+    ``envs`` is any VecEnv (every backend); ``seed`` seeds its reset.
     """
-    if autoreset_mode(envs) != AutoresetMode.SAME_STEP:
-        raise ValueError("evaluate() needs a vector env with SAME_STEP autoreset")
-    rng = rng if rng is not None else np.random.default_rng(seed)
     num_envs = envs.num_envs
-    policy = EpsilonGreedy(net, int(envs.single_action_space.n), device, rng)
     quota = episode_quotas(episodes, num_envs)
     finished = np.zeros(num_envs, dtype=np.int64)
     q_trace: list[list[float]] = [[] for _ in range(num_envs)]
     r_trace: list[list[float]] = [[] for _ in range(num_envs)]
-    returns: list[float] = []
-    lengths: list[int] = []
-    q_pred: list[float] = []
-    realised: list[float] = []
-    was_training = net.training
-    net.eval()
-    try:
-        obs, _ = envs.reset(seed=seed)
-        while (finished < quota).any():
-            action, q_taken = policy.act_with_q(obs, epsilon)
-            obs, reward, terminated, truncated, _ = envs.step(action)
-            for i in range(num_envs):
-                q_trace[i].append(float(q_taken[i]))
-                r_trace[i].append(float(reward[i]))
-                if not (terminated[i] or truncated[i]):
-                    continue
-                if finished[i] < quota[i]:
-                    rewards = np.asarray(r_trace[i])
-                    returns.append(float(rewards.sum()))
-                    lengths.append(len(rewards))
-                    keep = counted_states(len(rewards), bool(truncated[i]), gamma, tail_tolerance)
-                    q_pred += q_trace[i][:keep]
-                    realised += discounted_returns_to_go(rewards, gamma)[:keep].tolist()
-                finished[i] += 1
-                q_trace[i], r_trace[i] = [], []
-    finally:
-        net.train(was_training)
-    return EvalResult(returns, lengths, q_pred, realised)
+    out = EvalResult([], [], [], [])
+    obs = envs.reset(seed=seed)
+    while (finished < quota).any():
+        action, q_taken = policy.act_with_q(obs)
+        step = envs.step(action)
+        obs = step.obs
+        for i in range(num_envs):
+            q_trace[i].append(float(q_taken[i]))
+            r_trace[i].append(float(step.reward[i]))
+            if not (step.terminated[i] or step.truncated[i]):
+                continue
+            if finished[i] < quota[i]:
+                _record_episode(
+                    out, q_trace[i], r_trace[i], bool(step.truncated[i]), gamma, tail_tolerance
+                )
+            finished[i] += 1
+            q_trace[i], r_trace[i] = [], []
+    return out
+
+
+def _record_episode(
+    out: EvalResult,
+    q_trace: list[float],
+    r_trace: list[float],
+    truncated: bool,
+    gamma: float,
+    tail_tolerance: float,
+) -> None:
+    """Append one finished episode's return, length and counted (Q, G_t) pairs to ``out``."""
+    rewards = np.asarray(r_trace)
+    out.returns.append(float(rewards.sum()))
+    out.lengths.append(len(rewards))
+    keep = counted_states(len(rewards), truncated, gamma, tail_tolerance)
+    out.q_pred.extend(q_trace[:keep])
+    out.return_discounted.extend(discounted_returns_to_go(rewards, gamma)[:keep].tolist())

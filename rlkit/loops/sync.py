@@ -33,11 +33,10 @@ episode
     rewards of whole episodes; a NEXT_STEP autoreset step belongs to no episode.
     Counter: ``episodes``.
 
-Exploration noise cadence (``network.noise_cadence``, read by the builder): with
-``paper`` the policy draws fresh noise before every acting forward pass and the learner
-draws independent noise for each of its forward passes; with ``per_update`` acting uses
-the noise of the latest update, and before the first update new noise is drawn at every
-vector step.
+Roles exchange values, not objects: the policy acts with its own copy of the network,
+and after every training phase the loop hands it the learner's ``params()``
+(``policy.load_params``); evaluation loads them into the evaluation policy. Exploration
+(epsilon schedule, acting noise) lives in the policy (``rlkit.agent.policy``).
 """
 
 from __future__ import annotations
@@ -64,18 +63,22 @@ class NumericalError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cadence:
-    """When things happen, in env steps (``updates_per_train`` and ``batch_size`` excepted)."""
+    """When things happen, in env steps (``updates_per_train`` and ``batch_size`` excepted).
+
+    No defaults: the builder fills every field from the config (``rlkit.config`` holds
+    the default values, once).
+    """
 
     total_steps: int
-    learning_starts: int = 1_000
-    train_every: int = 1
-    updates_per_train: int = 1
-    batch_size: int = 64
-    target_update_period: int = 500
-    target_tau: float = 1.0
-    eval_every: int = 5_000
-    checkpoint_every: int = 0
-    log_every: int = 1_000
+    learning_starts: int
+    train_every: int
+    updates_per_train: int
+    batch_size: int
+    target_update_period: int
+    target_tau: float
+    eval_every: int
+    checkpoint_every: int
+    log_every: int
 
 
 @dataclass
@@ -128,7 +131,6 @@ class Trainer:
         nstep: NStepAccumulator,
         replay: ReplayBuffer,
         learner: DQNLearner,
-        epsilon: Schedule,
         beta: Schedule,
         cadence: Cadence,
         logger: Logger,
@@ -147,7 +149,7 @@ class Trainer:
         self.nstep = nstep
         self.replay = replay
         self.learner = learner
-        self.epsilon = epsilon
+        self.policy = collector.policy
         self.beta = beta
         self.cadence = cadence
         self.logger = logger
@@ -222,7 +224,7 @@ class Trainer:
         if w.returns:
             scalars["train/episode_return"] = float(np.mean(w.returns))
             scalars["train/episode_length"] = float(np.mean(w.lengths))
-        scalars["explore/epsilon"] = self.epsilon.value(env_steps)
+        scalars["explore/epsilon"] = self.policy.epsilon_at(env_steps)
         scalars["replay/beta"] = self.beta.value(env_steps)
         scalars["replay/size"] = float(len(self.replay))
         elapsed = now - w.start_time
@@ -262,66 +264,88 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
 
+    def publish_params(self) -> None:
+        """Hand the learner's current parameters to the acting policy."""
+        self.policy.load_params(self.learner.params())
+
+    def _start(self) -> None:
+        """First call: reset the envs. Every call: (re)start the logging window's clock (a
+        resumed run continues its window but times its speed from now), and give the
+        policy the learner's parameters when updates have already happened (resume)."""
+        counters = self.counters
+        if not self._started:
+            self.collector.reset(seed=self.seed)
+            self._started = True
+        if not self._window_restored:
+            self._window = self._new_window()
+        else:
+            w = self._window
+            w.start_time = time.perf_counter()
+            w.timer_steps, w.timer_updates = counters.env_steps, counters.updates
+        self._window_restored = False
+        if counters.updates:
+            self.publish_params()
+
+    def _act(self, before: int) -> None:
+        """One vector step: act, accumulate n-step windows, store finished transitions."""
+        out = self.collector.step(before)
+        reward = out.reward if self.learn_reward is None else self.learn_reward(out.reward)
+        finished = self.nstep.push(
+            out.obs,
+            out.action,
+            reward,
+            out.next_obs,
+            out.terminated,
+            out.truncated,
+            mask=out.valid,
+        )
+        if finished is not None:
+            self.replay.add(*finished)
+        if out.episode_returns:
+            self._window.returns += out.episode_returns
+            self._window.lengths += out.episode_lengths
+            self.counters.episodes += len(out.episode_returns)
+
+    def _learn(self, before: int, after: int) -> None:
+        """The training phases due in ``(before, after]``, then the policy's new parameters
+        and the target sync when its period was crossed."""
+        c = self.cadence
+        if after < c.learning_starts or not self._replay_ready():
+            return
+        phases = crossings(max(before, c.learning_starts - 1), after, c.train_every)
+        if phases:
+            beta = self.beta.value(after)
+            for _ in range(phases):
+                self._train_phase(beta)
+            self.publish_params()
+        if self.counters.updates and crossings(before, after, c.target_update_period):
+            self._sync_target()
+
+    def _periodic(self, before: int, after: int) -> None:
+        """Logging, evaluation and checkpoints whose period was crossed (evaluation and
+        checkpoint at the very end happen once, after the loop)."""
+        c = self.cadence
+        if crossings(before, after, c.log_every):
+            self._log_window(after)
+        if crossings(before, after, c.eval_every) and after < c.total_steps:
+            self._check_parameters()
+            self.run_evaluation()
+        if crossings(before, after, c.checkpoint_every) and after < c.total_steps:
+            self._save()
+        if self.progress is not None:
+            self.progress(after)
+
     def run(self, stop: Callable[[], bool] | None = None) -> Counters:
         """Train until ``total_steps`` env steps (or until ``stop()`` returns True)."""
-        c = self.cadence
         counters = self.counters
-        collector, nstep, replay = self.collector, self.nstep, self.replay
-        if not self._started:
-            collector.reset(seed=self.seed)
-            self._started = True
-        if not self._window_restored:  # a resumed run continues its logging window
-            self._window = self._new_window()
-        else:  # ...but times its speed from now
-            self._window.start_time = time.perf_counter()
-            self._window.timer_steps, self._window.timer_updates = (
-                counters.env_steps,
-                counters.updates,
-            )
-        self._window_restored = False
-        num_envs = collector.num_envs
-        # per_update noise cadence: before the first update, fresh acting noise every step
-        noisy_warmup = self.learner.online.noisy and not collector.policy.resample_noise
-        while counters.env_steps < c.total_steps:
+        self._start()
+        num_envs = self.collector.num_envs
+        while counters.env_steps < self.cadence.total_steps:
             before = counters.env_steps
-            if noisy_warmup and counters.updates == 0:
-                self.learner.online.reset_noise()
-            out = collector.step(self.epsilon.value(before))
-            reward = out.reward if self.learn_reward is None else self.learn_reward(out.reward)
-            finished = nstep.push(
-                out.obs,
-                out.action,
-                reward,
-                out.next_obs,
-                out.terminated,
-                out.truncated,
-                mask=out.valid,
-            )
-            if finished is not None:
-                replay.add(*finished)
-            if out.episode_returns:
-                self._window.returns += out.episode_returns
-                self._window.lengths += out.episode_lengths
-                counters.episodes += len(out.episode_returns)
+            self._act(before)
             after = counters.env_steps = before + num_envs
-
-            if after >= c.learning_starts and self._replay_ready():
-                phases = crossings(max(before, c.learning_starts - 1), after, c.train_every)
-                if phases:
-                    beta = self.beta.value(after)
-                    for _ in range(phases):
-                        self._train_phase(beta)
-                if counters.updates and crossings(before, after, c.target_update_period):
-                    self._sync_target()
-            if crossings(before, after, c.log_every):
-                self._log_window(after)
-            if crossings(before, after, c.eval_every) and after < c.total_steps:
-                self._check_parameters()
-                self.run_evaluation()
-            if crossings(before, after, c.checkpoint_every) and after < c.total_steps:
-                self._save()
-            if self.progress is not None:
-                self.progress(after)
+            self._learn(before, after)
+            self._periodic(before, after)
             if stop is not None and stop():
                 self._save()
                 return counters

@@ -1,4 +1,4 @@
-"""Atari envs as training builds them (``rlkit.build.make_envs``): a lost life is signalled
+"""Atari envs as training builds them (``rlkit.envs.builder.make_envs``): a lost life is signalled
 while the game goes on, and each protocol key reaches the emulator."""
 
 from __future__ import annotations
@@ -11,34 +11,41 @@ import pytest
 pytest.importorskip("ale_py")
 pytest.importorskip("cv2")
 
-from rlkit.build import make_envs  # noqa: E402
 from rlkit.config import load_config  # noqa: E402
+from rlkit.envs import LifeLossSignal  # noqa: E402
+from rlkit.envs.builder import make_envs  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RAINBOW = CONFIGS / "atari" / "rainbow.yaml"
 BREAKOUT_ACTIONS = 4  # NOOP, FIRE, RIGHT, LEFT (Breakout's minimal action set)
 
 
+def emulator(envs, i: int = 0):
+    """The ALE emulator of sub-env ``i`` of a Gymnasium-backend VecEnv."""
+    return envs.envs.envs[i].unwrapped.ale
+
+
 def play_one_game(envs, seed: int, max_steps: int = 3000) -> list[dict]:
-    """Random actions in a 1-env vector env until the game ends; one record per step."""
+    """Random actions in a 1-env VecEnv until the game ends; one record per step (lives
+    and frame number read from the emulator; None at the last step, when the emulator
+    has already been reset for the next game)."""
     rng = np.random.default_rng(seed)
-    _, info = envs.reset(seed=seed)
-    steps = [{"lives": int(info["lives"][0]), "frame": int(info["episode_frame_number"][0])}]
+    ale = emulator(envs)
+    envs.reset(seed=seed)
+    steps = [{"lives": ale.lives(), "frame": ale.getEpisodeFrameNumber()}]
     for _ in range(max_steps):
-        _, _, terminated, truncated, info = envs.step(rng.integers(BREAKOUT_ACTIONS, size=1))
+        out = envs.step(rng.integers(BREAKOUT_ACTIONS, size=1))
+        done = bool(out.terminated[0] or out.truncated[0])
         steps.append(
             {
-                "life_loss": bool(info["life_loss"][0]) if "life_loss" in info else None,
-                "terminated": bool(terminated[0]),
-                "truncated": bool(truncated[0]),
-                "lives": int(info["lives"][0]),
-                "frame": int(info["episode_frame_number"][0]),
+                "life_loss": bool(out.life_loss[0]),
+                "terminated": bool(out.terminated[0]),
+                "truncated": bool(out.truncated[0]),
+                "lives": None if done else ale.lives(),
+                "frame": None if done else ale.getEpisodeFrameNumber(),
             }
         )
-        if terminated[0] or truncated[0]:  # SAME_STEP autoreset: info is the reset's
-            final = info["final_info"]
-            steps[-1]["life_loss"] = bool(final["life_loss"][0]) if "life_loss" in final else None
-            steps[-1]["lives"] = int(final["lives"][0])
+        if done:
             return steps
     raise AssertionError(f"no game over within {max_steps} agent steps")
 
@@ -60,7 +67,8 @@ def test_a_lost_life_is_signalled_while_the_breakout_game_goes_on():
     # keeps rising (a reset would restart it near 0)
     assert not any(s["terminated"] or s["truncated"] for s in game)
     assert all(b["frame"] > a["frame"] for a, b in zip(steps, steps[1:-1]))
-    assert last["terminated"] and last["lives"] == 0 and last["life_loss"] is False
+    assert steps[-2]["lives"] == 1  # the last life ends the game: terminated, no signal
+    assert last["terminated"] and last["life_loss"] is False
     # a random policy loses a life in about 35 agent steps: a whole game is well over 100
     assert len(steps) - 1 > 100
 
@@ -70,7 +78,8 @@ def test_evaluation_envs_play_whole_games_without_the_signal():
     envs = make_envs(config, 1, evaluation=True)
     steps = play_one_game(envs, seed=0)
     envs.close()
-    assert all(s.get("life_loss") is None for s in steps)  # no info["life_loss"] key
+    assert not isinstance(envs.envs.envs[0], LifeLossSignal)  # no signal wrapper
+    assert not any(s.get("life_loss") for s in steps)
     assert not any(s["terminated"] for s in steps[1:-1]) and steps[-1]["terminated"]
     assert steps[-2]["lives"] == 1 and len(steps) - 1 > 100
 
@@ -78,10 +87,11 @@ def test_evaluation_envs_play_whole_games_without_the_signal():
 def test_without_terminal_on_life_loss_training_envs_have_no_signal():
     config = load_config(RAINBOW, ["env.id=ALE/Breakout-v5", "env.protocol=machado2018"])
     envs = make_envs(config, 1)
-    _, info = envs.reset(seed=0)
-    _, _, _, _, info = envs.step(np.zeros(1, dtype=np.int64))
+    envs.reset(seed=0)
+    out = envs.step(np.zeros(1, dtype=np.int64))
+    assert not isinstance(envs.envs.envs[0], LifeLossSignal)
     envs.close()
-    assert "life_loss" not in info
+    assert not out.life_loss.any()
 
 
 @pytest.mark.parametrize("protocol, actions", [("machado2018", 18), ("rainbow2018", 6)])
@@ -89,8 +99,8 @@ def test_the_action_set_reaches_the_env(protocol, actions):
     # Pong's minimal set: NOOP, FIRE, RIGHT, LEFT, RIGHTFIRE, LEFTFIRE; the full set has 18
     config = load_config(RAINBOW, ["env.id=ALE/Pong-v5", f"env.protocol={protocol}"])
     envs = make_envs(config, 2)
-    assert envs.single_action_space.n == actions
-    meanings = envs.envs[0].unwrapped.get_action_meanings()
+    assert envs.num_actions == actions
+    meanings = envs.envs.envs[0].unwrapped.get_action_meanings()
     envs.close()
     assert len(meanings) == actions
 
@@ -99,7 +109,7 @@ def test_the_action_set_reaches_the_env(protocol, actions):
 def test_sticky_actions_reach_the_emulator(protocol, sticky):
     config = load_config(RAINBOW, [f"env.protocol={protocol}"])
     envs = make_envs(config, 2)
-    values = [env.unwrapped.ale.getFloat("repeat_action_probability") for env in envs.envs]
+    values = [emulator(envs, i).getFloat("repeat_action_probability") for i in range(2)]
     envs.close()
     assert values == [sticky, sticky]
 
@@ -112,8 +122,8 @@ def test_noop_starts_reach_the_env():
         envs = make_envs(load_config(RAINBOW, [f"env.protocol={protocol}"]), 2)
         frames = []
         for seed in range(4):
-            _, info = envs.reset(seed=seed)
-            frames += [int(f) for f in info["episode_frame_number"]]
+            envs.reset(seed=seed)
+            frames += [emulator(envs, i).getEpisodeFrameNumber() for i in range(2)]
         envs.close()
         return frames
 
@@ -133,7 +143,22 @@ def test_the_frame_cap_truncates_and_does_not_terminate():
     envs = make_envs(load_config(RAINBOW, items), 2)
     envs.reset(seed=0)
     for step in range(1, 11):
-        _, _, terminated, truncated, _ = envs.step(np.zeros(2, dtype=np.int64))
+        out = envs.step(np.zeros(2, dtype=np.int64))
+        terminated, truncated = out.terminated, out.truncated
         assert not terminated.any()
         assert truncated.all() == (step == 10) and truncated.any() == (step == 10)
     envs.close()
+
+
+@pytest.mark.parametrize("backend", ["ale_vector", "envpool"])
+def test_env_backend_picks_the_adapter_and_evaluation_drops_the_life_loss_signal(backend):
+    if backend == "envpool":
+        pytest.importorskip("envpool")
+    items = ["env.id=ALE/Breakout-v5", f"env.backend={backend}"]
+    config = load_config(RAINBOW, items)  # rainbow2018: life loss on for training
+    train, evaluation = make_envs(config, 2), make_envs(config, 1, evaluation=True)
+    assert type(train).__module__ == f"rlkit.envs.{backend}"
+    assert (train.num_envs, train.obs_shape, train.num_actions) == (2, (4, 84, 84), 4)
+    assert train.life_loss_signal and not evaluation.life_loss_signal
+    train.close()
+    evaluation.close()

@@ -88,12 +88,11 @@ def test_loss_decreases_on_fixed_batch_with_frozen_target(atoms):
     floor = 0.0
     if atoms > 1:  # cross-entropy is bounded below by the entropy of the fixed target
         with torch.no_grad():
-            q_next, log_p_next = learner.target.q_and_log_probs(batch.next_obs)
+            readout = learner.online.readout
+            log_p_next = readout.log_probs(learner.target.raw(batch.next_obs))
             a_star = learner.online(batch.next_obs).argmax(1)
             p_next = log_p_next[torch.arange(32), a_star].exp()
-            m = losses.categorical_projection(
-                learner.online.support, p_next, batch.reward, batch.discount
-            )
+            m = losses.categorical_projection(readout.support, p_next, batch.reward, batch.discount)
             floor = -(m * m.clamp_min(1e-12).log()).sum(1).mean().item()
     first = learner.update(batch).loss - floor
     for _ in range(300):
@@ -124,7 +123,7 @@ SCALAR_CASES = [
 @pytest.mark.parametrize("kwargs, y", SCALAR_CASES)
 def test_scalar_priority_is_abs_td_of_hand_target(kwargs, y, manual_gradients):
     learner = frozen_learner(bias_net(), manual_gradients=manual_gradients, **kwargs)
-    assert (learner._manual is not None) == manual_gradients  # both paths are tested
+    assert learner.manual_gradients == manual_gradients  # both paths are tested
     set_linear(learner.online, torch.zeros(2, 1), torch.tensor([0.0, 1.0]))
     if learner.use_target_network:
         set_linear(learner.target, torch.zeros(2, 1), torch.tensor([5.0, 2.0]))
@@ -382,7 +381,13 @@ def test_no_target_network_sync_is_a_no_op(target_tau):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"target_tau": 0.0}, {"target_tau": 1.5}, {"noise_cadence": "x"}, {"c51_priority": "x"}],
+    [
+        {"target_tau": 0.0},
+        {"target_tau": 1.5},
+        {"noise_cadence": "x"},
+        {"loss": "x"},
+        {"c51_priority": "x", "atoms": 11},  # the C51 objective's option
+    ],
 )
 def test_invalid_arguments_are_refused(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
@@ -424,3 +429,35 @@ def test_build_learner_wires_target_tau():
     torch.testing.assert_close(learner.target.head.stream.bias, torch.tensor([3.0, 6.25]))
     no_target = built(bias_net(), "learner.target_update_period=0")
     assert no_target.target is no_target.online
+
+
+@pytest.mark.parametrize("atoms", [1, 11])
+def test_update_many_with_a_shared_target_forward_equals_updates_one_by_one(atoms):
+    """With a fixed target net (no noise), ``update_many`` runs the target forward once
+    for all slices; the results equal ``update`` on each slice exactly."""
+    shared = make_learner(atoms=atoms, noisy=False, manual_gradients=False)
+    single = make_learner(atoms=atoms, noisy=False, manual_gradients=False)
+    assert shared.target_fixed_between_updates
+    for learner in (shared, single):  # the online net moves away from the target net
+        learner.update(make_batch(8, seed=1))
+    batch = make_batch(32)
+    many = shared.update_many(batch, 4)
+    one_by_one = [single.update(slice_) for slice_ in (batch_rows(batch, 8 * k) for k in range(4))]
+    for a, b in zip(many, one_by_one, strict=True):
+        assert a.metrics == b.metrics
+        np.testing.assert_array_equal(a.priorities, b.priorities)
+    assert all(torch.equal(x, y) for x, y in zip(params(shared.online), params(single.online)))
+    assert shared.updates == single.updates == 5
+
+
+def batch_rows(batch: Batch, start: int, size: int = 8) -> Batch:
+    return Batch(**{k: v[start : start + size] for k, v in vars(batch).items()})
+
+
+def test_params_are_the_online_nets_live_tensors():
+    learner = make_learner(noisy=True)
+    published = learner.params()
+    assert published.keys() == learner.online.state_dict().keys()
+    learner.update(make_batch())  # changes the online net in place
+    for name, tensor in learner.online.state_dict().items():
+        assert torch.equal(published[name], tensor)  # the published tensors moved along

@@ -7,7 +7,10 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from rlkit.agent.nn import QNetwork
-from rlkit.loops.evaluate import counted_states, discounted_returns_to_go, evaluate
+from rlkit.agent.policy import EpsilonGreedy
+from rlkit.envs import GymnasiumVecEnv
+from rlkit.loops.evaluate import counted_states, discounted_returns_to_go
+from rlkit.loops.evaluate import evaluate as evaluate_policy
 from tests.fakes import CountingEnv
 
 
@@ -29,6 +32,12 @@ def constant_q_net(value: float, atoms: int = 1) -> QNetwork:
         if atoms == 1:
             net.head.stream.bias.fill_(value)
     return net
+
+
+def evaluate(net, envs, episodes, *, device, seed, gamma):
+    """Greedy evaluation of ``net`` on a Gymnasium vector env (through the VecEnv adapter)."""
+    policy = EpsilonGreedy(net, 2, device, np.random.default_rng(0), evaluation=True)
+    return evaluate_policy(policy, GymnasiumVecEnv(envs), episodes, seed=seed, gamma=gamma)
 
 
 def test_returns_to_go_hand_computed():

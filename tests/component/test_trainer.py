@@ -1,5 +1,7 @@
 """Trainer cadence on a fake env: update, sync, eval and log counts follow the glossary."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from rlkit.agent.learner import DQNLearner
 from rlkit.agent.nn import QNetwork
 from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
 from rlkit.agent.schedules import ConstantSchedule, LinearSchedule
+from rlkit.envs import GymnasiumVecEnv
 from rlkit.loops.collector import Collector, EpsilonGreedy
 from rlkit.loops.evaluate import EvalResult
 from rlkit.loops.sync import Cadence, NumericalError, Trainer, crossings
@@ -58,18 +61,26 @@ def make_trainer(num_envs=2, lr=1e-3, **cadence_kwargs):
         updates_per_train=3,
         batch_size=8,
         target_update_period=10,
+        target_tau=1.0,
         eval_every=50,
+        checkpoint_every=0,
         log_every=25,
     )
     defaults.update(cadence_kwargs)
     trainer = Trainer(
         collector=Collector(
-            envs, EpsilonGreedy(net, 2, torch.device("cpu"), np.random.default_rng(0))
+            GymnasiumVecEnv(envs),
+            EpsilonGreedy(
+                copy.deepcopy(net),  # the policy acts with its own copy
+                2,
+                torch.device("cpu"),
+                np.random.default_rng(0),
+                epsilon=LinearSchedule(1.0, 0.1, 50),
+            ),
         ),
         nstep=NStepAccumulator(2, 0.9, num_envs=num_envs),
         replay=ReplayBuffer(1000, (2,), seed=0),
         learner=learner,
-        epsilon=LinearSchedule(1.0, 0.1, 50),
         beta=ConstantSchedule(0.4),
         cadence=Cadence(**defaults),
         logger=logger,

@@ -146,6 +146,20 @@ def test_ablate_user_errors_are_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_the_cli_imports_the_experiments_package_only_for_its_commands():
+    import subprocess
+
+    code = (
+        "import sys, rlkit.app.cli as cli; "
+        "cli._parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith('rlkit.app.experiments')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
 def test_ablate_on_cuda_without_cuda_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
     import torch
 

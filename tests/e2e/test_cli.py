@@ -398,7 +398,7 @@ BAD_YAML = "learner:\n  lr: 0.001\n  gamma: 0.99: oops\n"
 @pytest.mark.parametrize(
     "argv, fragments",
     [
-        (["train", "--set", "learner.lrr=1"], ["learner.lrr", "did you mean 'lr'"]),
+        (["train", "--set", "learner.lrr=1"], ["learner.lrr", "did you mean 'learner.lr'"]),
         (["train", "--set", "lerner.lr=1"], ["lerner", "did you mean 'learner'"]),
         (["train", "--set", "learner.lr=abc"], ["learner.lr", "expected a number", "'abc'"]),
         (["train", "--set", "trainer.total_steps=1.5"], ["trainer.total_steps", "integer"]),

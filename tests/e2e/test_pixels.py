@@ -69,15 +69,16 @@ def test_pong_rainbow_tiny_run(capsys, tmp_path):
 def test_atari_observations_are_preprocessed_frame_stacks():
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")
-    from rlkit.build import make_envs
+    from rlkit.envs.builder import make_envs
 
     config = load_config(CONFIGS / "atari" / "pong_rainbow.yaml", ["env.max_episode_steps=5"])
     envs = make_envs(config, 2)
-    obs, _ = envs.reset(seed=0)
+    obs = envs.reset(seed=0)
     assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
     for _ in range(5):
-        obs, reward, terminated, truncated, info = envs.step(np.zeros(2, dtype=np.int64))
-    assert truncated.all() and not terminated.any()  # the limit counts agent steps
+        out = envs.step(np.zeros(2, dtype=np.int64))
+    assert out.obs.shape == (2, 4, 84, 84) and out.obs.dtype == np.uint8
+    assert out.truncated.all() and not out.terminated.any()  # the limit counts agent steps
     envs.close()
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit import build as build_module
+from rlkit.agent import builder as agent_builder
 from rlkit.agent.replay import PrioritizedReplayBuffer
 from rlkit.app import checkpoint as ckpt
 from rlkit.app import run as run_module
@@ -359,27 +359,27 @@ def _cartpole_config(capacity: int):
 def test_available_memory_reads_memavailable_not_free_memory(tmp_path, monkeypatch):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:  16000 kB\nMemFree:  100 kB\nMemAvailable:  600 kB\n")
-    assert build_module.available_memory(meminfo) == 600 * 1024
+    assert agent_builder.available_memory(meminfo) == 600 * 1024
     meminfo.write_text("MemTotal:  16000 kB\nMemFree:  100 kB\n")  # an old kernel
     pages = {"SC_AVPHYS_PAGES": 10, "SC_PAGE_SIZE": 4096}
     monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
-    assert build_module.available_memory(meminfo) == 10 * 4096
-    assert build_module.available_memory(tmp_path / "missing") == 10 * 4096
+    assert agent_builder.available_memory(meminfo) == 10 * 4096
+    assert agent_builder.available_memory(tmp_path / "missing") == 10 * 4096
 
 
 def test_the_replay_check_uses_available_memory(tmp_path, monkeypatch):
     # CartPole obs (4,) float32, uniform replay: 2 * 16 (obs, next_obs) + 8 + 4 + 4 = 48 B
     meminfo = tmp_path / "meminfo"
-    monkeypatch.setattr(build_module, "MEMINFO", meminfo)
+    monkeypatch.setattr(agent_builder, "MEMINFO", meminfo)
     # plenty available (100 TiB) but little free: 10 TiB of replay fits
     meminfo.write_text(f"MemFree:  1024 kB\nMemAvailable:  {100 * 2**30} kB\n")
     capacity = 10 * 2**40 // 48
-    need = build_module.check_replay_fits(_cartpole_config(capacity), (4,), np.float32)
+    need = agent_builder.check_replay_fits(_cartpole_config(capacity), (4,), np.float32)
     assert need == capacity * 48
     # 1 MiB available: 10 MiB of replay is refused, naming the available figure
     meminfo.write_text(f"MemFree:  {100 * 2**30} kB\nMemAvailable:  1024 kB\n")
     with pytest.raises(ConfigError, match=r"replay.capacity.*only 1.0 MiB"):
-        build_module.check_replay_fits(_cartpole_config(10 * 2**20 // 48), (4,), np.float32)
+        agent_builder.check_replay_fits(_cartpole_config(10 * 2**20 // 48), (4,), np.float32)
 
 
 # ---------------------------------------------------------------- in-process training

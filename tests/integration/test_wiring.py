@@ -167,9 +167,9 @@ def test_epsilon_schedule_reaches_action_selection():
     seen: list[tuple[float, np.ndarray, np.ndarray]] = []
     real_act = policy.act
 
-    def act(obs, epsilon):
-        actions = real_act(obs, epsilon)
-        seen.append((epsilon, actions.copy(), policy.greedy(obs)))
+    def act(obs, env_steps):
+        actions = real_act(obs, env_steps)
+        seen.append((policy.epsilon_at(env_steps), actions.copy(), policy.greedy(obs)))
         return actions
 
     policy.act = act
@@ -373,27 +373,32 @@ def test_evaluation_uses_the_means_of_noisy_layers_and_the_eval_epsilon(monkeypa
 
     monkeypatch.setattr(rlkit.agent.policy, "epsilon_greedy", recording)
     modes: list[bool] = []
-    c.network.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    c.eval_policy.net.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     result = c.trainer.evaluate_fn(0)
     assert len(result.returns) == 2
     assert eps_seen and set(eps_seen) == {0.3}  # eval.epsilon, not exploration's 1.0
     assert modes and not any(modes)  # every eval forward ran in eval mode (noise off)
-    assert c.network.training  # and training mode is back afterwards
+    assert c.network.training and c.policy.net.training  # training nets stay in train mode
+    # the evaluation policy acted with the learner's weights (loaded right before)
+    for name, value in c.learner.params().items():
+        assert torch.equal(c.eval_policy.net.state_dict()[name], value), name
 
 
 # ---------------------------------------------------------------- acting noise
 
 
 def acting_noise(c) -> list[torch.Tensor]:
-    """The first noisy layer's input noise at every acting forward pass (batch of 1)."""
-    layer = c.network._noisy_layers[0]
+    """The first noisy layer's input noise at every acting forward pass (batch of 1) of the
+    training policy's own net (not the learner's)."""
+    assert c.policy.net is not c.network
+    layer = c.policy.net._noisy_layers[0]
     seen: list[torch.Tensor] = []
 
     def hook(module, args):
         if module.training and args[0].shape[0] == 1:  # acting; updates use batch 4
             seen.append(layer.eps_in.clone())
 
-    c.network.register_forward_pre_hook(hook)
+    c.policy.net.register_forward_pre_hook(hook)
     return seen
 
 

@@ -78,11 +78,14 @@ def test_out_of_range_values_name_the_key(override, message):
 
 
 def test_unknown_keys_suggest_close_match(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key 'learner.lrr' \(did you mean 'lr'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'learner.lrr' \(did you mean 'learner.lr'\?\)"
+    ):
         load_config(None, ["learner.lrr=1"])
     bad = write(tmp_path, "bad.yaml", "replay:\n  n_stpe: 3\n")
     with pytest.raises(
-        ConfigError, match=r"bad.yaml: unknown key 'replay.n_stpe' \(did you mean 'n_step'\?\)"
+        ConfigError,
+        match=r"bad.yaml: unknown key 'replay.n_stpe' \(did you mean 'replay.n_step'\?\)",
     ):
         load_config(bad)
     bad = write(tmp_path, "bad2.yaml", "lerner:\n  lr: 3\n")
@@ -142,3 +145,160 @@ def test_pixel_configs_load_with_the_papers_hyperparameters():
     assert (der.trainer.total_steps, der.replay.n_step, der.trainer.train_every) == (100_000, 20, 1)
     minatar = load_config(CONFIGS / "minatar" / "seaquest.yaml")
     assert minatar.env.id == "MinAtar/Seaquest-v1" and minatar.network.torso == "minatar_cnn"
+
+
+# ---------------------------------------------------------------- field rules (metadata)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("env.num_envs=0", r"env.num_envs: must be >= 1, got 0$"),
+        ("env.sticky_actions=1.5", r"env.sticky_actions: must be in \[0, 1\], got 1.5$"),
+        ("env.noop_max=-1", r"env.noop_max: must be >= 0, got -1$"),
+        (
+            "env.max_frames_per_episode=0",
+            r"env.max_frames_per_episode: must be >= 1 \(None = no cap\), got 0$",
+        ),
+        ("env.max_episode_steps=0", r"env.max_episode_steps: must be >= 1, got 0$"),
+        (
+            "network.hidden_sizes=[8,0]",
+            r"network.hidden_sizes: widths must be >= 1, got \(8, 0\)$",
+        ),
+        ("network.sigma0=0", r"network.sigma0: must be > 0, got 0.0$"),
+        (
+            "network.atoms=0",
+            r"network.atoms: must be >= 1 \(1 = no distributional head\), got 0$",
+        ),
+        ("network.v_min=10", r"network.v_max: must be > network.v_min, got 10.0$"),
+        ("network.head_hidden=-1", r"network.head_hidden: must be >= 0, got -1$"),
+        ("learner.target_tau=0", r"learner.target_tau: must be in \(0, 1\], got 0.0$"),
+        ("learner.max_grad_norm=0", r"learner.max_grad_norm: must be > 0, got 0.0$"),
+        ("replay.beta_steps=-1", r"replay.beta_steps: must be >= 0, got -1$"),
+        ("replay.eps=0", r"replay.eps: must be > 0, got 0.0$"),
+        ("trainer.keep_checkpoints=0", r"trainer.keep_checkpoints: must be >= 1, got 0$"),
+        ("eval.epsilon=1.01", r"eval.epsilon: must be in \[0, 1\], got 1.01$"),
+    ],
+)
+def test_field_rules_name_the_key_and_the_range(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override, "learner.batch_size=1"])
+
+
+def test_values_on_the_bounds_and_none_pass():
+    config = load_config(
+        None,
+        [
+            "learner.gamma=1",  # (0, 1]: 1 is in
+            "learner.target_tau=1",
+            "env.sticky_actions=0",  # [0, 1]: both ends in
+            "eval.epsilon=1",
+            "env.noop_max=0",
+            "network.head_hidden=0",
+            "learner.max_grad_norm=null",  # optional keys: None = off
+            "env.max_frames_per_episode=null",
+        ],
+    )
+    assert (config.learner.gamma, config.env.sticky_actions, config.eval.epsilon) == (1, 0, 1)
+    assert config.learner.max_grad_norm is None and config.env.max_frames_per_episode is None
+
+
+def test_torsos_are_the_networks_own_list():
+    from rlkit.agent.nn.qnet import TORSOS
+
+    for torso in TORSOS:
+        assert load_config(None, [f"network.torso={torso}"]).network.torso == torso
+    listed = ", ".join(repr(t) for t in TORSOS)
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["network.torso=resnet"])
+    assert str(info.value) == f"network.torso: must be one of {listed}, got 'resnet'"
+
+
+@pytest.mark.parametrize(
+    ("key", "module", "function", "noun"),
+    [
+        ("env.backend", "rlkit.envs", "backend_names", "backend"),
+        ("network.head", "rlkit.agent.objectives", "names", "head"),
+    ],
+)
+def test_backend_and_head_come_from_their_registries(monkeypatch, key, module, function, noun):
+    import importlib
+
+    registry = importlib.import_module(module)
+    monkeypatch.setattr(registry, function, lambda: ["alpha", "beta"], raising=False)
+    section, name = key.split(".")
+    assert getattr(getattr(load_config(None, [f"{key}=beta"]), section), name) == "beta"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"{key}=gamma"])
+    assert str(info.value) == f"{key}: unknown {noun} 'gamma' (choose from alpha, beta)"
+
+
+def test_backend_and_head_fall_back_without_a_registry(monkeypatch):
+    import rlkit.agent.objectives
+    import rlkit.envs
+    from rlkit.config.rules import FALLBACK_BACKENDS, FALLBACK_OBJECTIVES
+
+    monkeypatch.delattr(rlkit.envs, "backend_names", raising=False)
+    monkeypatch.delattr(rlkit.agent.objectives, "names", raising=False)
+    assert FALLBACK_BACKENDS == ("ale_vector", "envpool", "gymnasium")
+    assert FALLBACK_OBJECTIVES == ("auto", "c51", "scalar")
+    assert load_config(None, ["env.backend=envpool"]).env.backend == "envpool"
+    assert load_config(None, ["network.head=c51"]).network.head == "c51"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["env.backend=gym"])
+    assert str(info.value) == (
+        "env.backend: unknown backend 'gym' (choose from ale_vector, envpool, gymnasium)"
+    )
+    with pytest.raises(
+        ConfigError, match=r"network.head: unknown head 'qr' \(choose from auto, c51"
+    ):
+        load_config(None, ["network.head=qr"])
+
+
+# ---------------------------------------------------------------- one diff, one override parser
+
+
+def test_config_diff_lists_each_changed_key_in_order():
+    from rlkit.config import Change, config_diff
+
+    base = load_config(None)
+    other = load_config(None, ["trainer.seed=4", "learner.lr=0.5", "network.hidden_sizes=[7]"])
+    # section order env, network, learner, ..., trainer; values as in to_dict (lists)
+    assert config_diff(base, other) == [
+        Change("network.hidden_sizes", [128, 128], [7]),
+        Change("learner.lr", 1e-3, 0.5),
+        Change("trainer.seed", 0, 4),
+    ]
+    assert config_diff(base, other, ignore={"learner.lr"}) == [
+        Change("network.hidden_sizes", [128, 128], [7]),
+        Change("trainer.seed", 0, 4),
+    ]
+    assert config_diff(other, other) == []
+
+
+def test_apply_overrides_takes_items_or_parsed_values_alike():
+    from rlkit.config import apply_overrides
+
+    data = {"learner": {"lr": 0.1, "gamma": 0.9}, "replay": None}
+    items = apply_overrides(data, ["learner.lr=0.5", "replay.n_step=2", "learner.lr=0.25"])
+    parsed = apply_overrides(data, {"learner.lr": 0.25, "replay.n_step": 2})
+    assert items == parsed == {"learner": {"lr": 0.25, "gamma": 0.9}, "replay": {"n_step": 2}}
+    assert data == {"learner": {"lr": 0.1, "gamma": 0.9}, "replay": None}  # not modified
+
+
+def test_suggest_and_split_key():
+    from rlkit.config import split_key, suggest
+
+    assert suggest("lrr", ["lr", "gamma"], prefix="learner.") == " (did you mean 'learner.lr'?)"
+    assert suggest("zzz", ["lr", "gamma"]) == ""
+    assert split_key("here", "learner.lr") == ("learner", "lr")
+    with pytest.raises(ConfigError, match=r"^here: key 'lr' must be section.field"):
+        split_key("here", "lr")
+    with pytest.raises(
+        ConfigError, match=r"^here: unknown section 'lerner' \(did you mean 'learner'"
+    ):
+        split_key("here", "lerner.lr")
+    with pytest.raises(
+        ConfigError, match=r"^here: unknown key 'learner.lrr' \(did you mean 'learner.lr'"
+    ):
+        split_key("here", "learner.lrr")

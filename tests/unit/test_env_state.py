@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit.envs import capture_env_state, make_vec_env, restore_env_state
+from rlkit.envs import capture_env_state, make, make_vec_env, restore_env_state
 
 
 def through_a_safe_checkpoint(state: dict) -> dict:
@@ -55,3 +55,21 @@ def test_mismatched_wrappers_are_refused():
         restore_env_state(make_vec_env("Acrobot-v1", 1), state)
     with pytest.raises(ValueError, match="holds 1 envs"):
         restore_env_state(make_vec_env("CartPole-v1", 2), state)
+
+
+def test_the_gymnasium_backend_saves_and_restores_through_the_vecenv_protocol():
+    a, b = make("gymnasium", "CartPole-v1", 2), make("gymnasium", "CartPole-v1", 2)
+    a.reset(seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(37):
+        a.step(rng.integers(0, 2, 2))
+    state = through_a_safe_checkpoint(a.state_dict())
+    b.reset(seed=99)
+    b.load_state_dict(state)
+    for _ in range(300):  # crosses episode ends (CartPole's random episodes last ~22 steps)
+        action = rng.integers(0, 2, 2)
+        out_a, out_b = a.step(action), b.step(action)
+        for x, y in zip(out_a, out_b):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="holds 2 envs"):
+        make("gymnasium", "CartPole-v1", 1).load_state_dict(state)

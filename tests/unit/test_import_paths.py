@@ -15,10 +15,11 @@ def test_old_path_is_the_new_module(old):
 
 
 def test_documented_component_imports():
-    from rlkit.agent.replay import PrioritizedReplayBuffer as new_per
     from rlkit.nn import NoisyLinear, QNetwork
     from rlkit.replay import PrioritizedReplayBuffer
     from rlkit.replay.sum_tree import SumTree
+
+    from rlkit.agent.replay import PrioritizedReplayBuffer as new_per
 
     assert PrioritizedReplayBuffer is new_per
     assert QNetwork.__module__ == "rlkit.agent.nn.qnet"
@@ -30,8 +31,9 @@ def test_submodules_follow_their_package():
     assert new_name("rlkit.replay.sum_tree") == "rlkit.agent.replay.sum_tree"
     assert new_name("rlkit.replayed") is None  # a prefix of a name is not that name
     assert new_name("rlkit.agent.replay") is None
-    import rlkit.agent.replay.sum_tree
     import rlkit.replay.sum_tree
+
+    import rlkit.agent.replay.sum_tree
 
     assert rlkit.replay.sum_tree is rlkit.agent.replay.sum_tree
     # the new module keeps its own spec (pickling, importlib.resources)

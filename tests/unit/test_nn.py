@@ -133,12 +133,15 @@ def test_distributional_q_is_expectation_and_probs_normalised():
     torch.manual_seed(4)
     net = QNetwork((4,), 2, atoms=11, v_min=-5, v_max=5, dueling=True, noisy=True)
     obs = torch.randn(7, 4)
-    q, log_p = net.q_and_log_probs(obs)
+    raw = net.raw(obs)
+    q, log_p = net.readout.q_and_log_probs(raw)
+    assert raw.shape == (7, 2, 11)
     assert q.shape == (7, 2) and log_p.shape == (7, 2, 11)
     assert torch.allclose(log_p.exp().sum(-1), torch.ones(7, 2), atol=1e-5)
     assert torch.allclose(q, (log_p.exp() * torch.linspace(-5, 5, 11)).sum(-1), atol=1e-5)
     assert torch.allclose(net(obs), q)
-    assert torch.allclose(net.log_probs(obs), log_p)
+    assert torch.allclose(net.readout.log_probs(raw), log_p)
+    assert torch.allclose(log_p, torch.log_softmax(raw, dim=2))
 
 
 def test_qnetwork_variants_shapes_and_noise_reset():

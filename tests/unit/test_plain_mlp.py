@@ -169,7 +169,7 @@ def learner_pair(**kwargs) -> tuple[DQNLearner, DQNLearner]:
         net = plain_net(head_hidden=8)
         opt = torch.optim.Adam(net.parameters(), lr=1e-2, fused=True)
         out.append(DQNLearner(net, opt, manual_gradients=manual, **kwargs))
-    assert out[0]._manual is None and out[1]._manual is not None
+    assert not out[0].manual_gradients and out[1].manual_gradients
     return out[0], out[1]
 
 
@@ -241,9 +241,9 @@ def test_build_uses_the_fast_path_for_plain_nets_only(fast):
     finally:
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)
-    assert (dqn.learner._manual is not None) == fast
+    assert dqn.learner.manual_gradients == fast
     assert isinstance(dqn.trainer.collector.policy.greedy_fn, NumpyGreedy) == fast
-    assert rainbow.learner._manual is None
+    assert not rainbow.learner.manual_gradients
     assert rainbow.trainer.collector.policy.greedy_fn is None
     assert dqn.learner._optimizer_step.direct  # fused Adam on CPU
     dqn.close()

@@ -1,4 +1,8 @@
-"""QNetwork: torso + (dueling | linear) head, plain or noisy layers, scalar or C51."""
+"""QNetwork: torso + (dueling | linear) head, plain or noisy layers, Z outputs per action.
+
+The network knows nothing of losses: its raw outputs are [B, A, Z], and its ``readout``
+(provided by the objective, ``rlkit.agent.objectives``) turns them into Q-values.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ from functools import partial
 import torch
 from torch import nn
 
+from rlkit.agent import objectives
 from rlkit.agent.nn.heads import DuelingHead, LinearHead
 from rlkit.agent.nn.noisy import NoisyLinear, draw_factorised_noise
 from rlkit.agent.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
 
+#: the torso names (``network.torso``); the config's choices are this tuple.
 TORSOS = ("auto", "mlp", "nature_cnn", "minatar_cnn")
 
 
@@ -29,16 +35,17 @@ class QNetwork(nn.Module):
             ``NoisyLinear``; the torso (MLP layers or convolutions) stays plain, as in
             Rainbow, where the convolutional torso is plain and the fully connected
             streams are noisy.
-        atoms: ``Z``; 1 gives scalar Q-values, ``> 1`` a C51 head over
-            ``torch.linspace(v_min, v_max, atoms)``.
+        atoms: ``Z``, outputs per action (1 for scalar Q-values).
+        v_min, v_max: the support of the default readout of nets with ``atoms > 1``
+            (C51: ``torch.linspace(v_min, v_max, atoms)``).
         sigma0: initial noise scale of noisy layers.
         torso: ``"auto"``, ``"mlp"``, ``"nature_cnn"`` or ``"minatar_cnn"``.
         head_hidden: width of a hidden layer in each head stream (0 = none). Defaults:
             512 for the Nature CNN (the DQN/Rainbow fully connected layer), 128 for the
             MinAtar CNN, 0 for the MLP.
 
-    ``forward(obs)`` returns Q-values [B, A] in every case. Distributional nets also give
-    ``log_probs(obs)`` [B, A, Z]. uint8 observations are scaled by 1/255 on the device.
+    ``forward(obs)`` returns Q-values [B, A] (through the readout); ``raw(obs)`` the head's
+    outputs [B, A, Z]. uint8 observations are scaled by 1/255 on the device.
     """
 
     def __init__(
@@ -55,12 +62,11 @@ class QNetwork(nn.Module):
         sigma0: float = 0.5,
         torso: str = "auto",
         head_hidden: int | None = None,
+        readout: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if atoms < 1:
             raise ValueError(f"atoms must be >= 1, got {atoms}")
-        if atoms > 1 and not v_min < v_max:
-            raise ValueError(f"v_min must be < v_max, got {v_min} >= {v_max}")
         if torso not in TORSOS:
             raise ValueError(f"torso must be one of {TORSOS}, got {torso!r}")
         self.obs_shape = tuple(int(s) for s in obs_shape)
@@ -88,17 +94,13 @@ class QNetwork(nn.Module):
         self.head = head_cls(
             self.torso.out_features, self.num_actions, self.atoms, head_hidden, linear
         )
-        self.register_buffer(
-            "support", torch.linspace(v_min, v_max, atoms) if atoms > 1 else torch.zeros(1)
-        )
+        if readout is None:
+            readout = objectives.make_readout(objectives.AUTO, self.atoms, v_min, v_max)
+        self.readout = readout
         self._noisy_layers = [m for m in self.modules() if isinstance(m, NoisyLinear)]
 
-    @property
-    def distributional(self) -> bool:
-        return self.atoms > 1
-
-    def _head_out(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw head output [B, A, Z] (logits for C51, Q-values for Z = 1)."""
+    def raw(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw head outputs [B, A, Z] (what the readout and the objective read)."""
         if obs.dtype == torch.uint8:
             obs = obs.float().div_(255.0)
         elif obs.dtype != torch.float32:
@@ -108,23 +110,14 @@ class QNetwork(nn.Module):
         return self.head(self.torso(obs))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q-values [B, A] (the expected value under the distribution for C51)."""
-        return self.q_and_log_probs(obs)[0]
+        """Q-values [B, A]: the readout of the raw outputs."""
+        return self.readout(self.raw(obs))
 
-    def log_probs(self, obs: torch.Tensor) -> torch.Tensor:
-        """Per-action log-probabilities over the support [B, A, Z] (C51 nets only)."""
-        if not self.distributional:
-            raise RuntimeError("log_probs() needs a distributional network (atoms > 1)")
-        return torch.log_softmax(self._head_out(obs), dim=2)
-
-    def q_and_log_probs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Q-values [B, A] and, for C51 nets, log-probabilities [B, A, Z] (else None)."""
-        out_BAZ = self._head_out(obs)
-        if not self.distributional:
-            return out_BAZ.squeeze(2), None
-        log_probs_BAZ = torch.log_softmax(out_BAZ, dim=2)
-        q_BA = (log_probs_BAZ.exp() * self.support).sum(dim=2)
-        return q_BA, log_probs_BAZ
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        # State dicts of earlier versions held the C51 support ("support"), which the
+        # readout now owns and derives from v_min, v_max and atoms.
+        state_dict.pop(prefix + "support", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
         """Resample the noise of every noisy layer (no-op for plain networks).

@@ -98,10 +98,8 @@ def load_runs(run_dirs: Sequence[Path], tags: Sequence[str]) -> dict[str, dict[s
     Raises RunDirError for a missing run dir or one without ``metrics.jsonl``, and
     ConfigError for a tag that no run logged (naming close matches).
     """
-    import difflib
-
     from rlkit.app.run import RunDirError
-    from rlkit.config import ConfigError
+    from rlkit.config import ConfigError, suggest
 
     run_dirs = list(dict.fromkeys(run_dirs))  # a run dir given twice is drawn once
     records = {}
@@ -115,9 +113,7 @@ def load_runs(run_dirs: Sequence[Path], tags: Sequence[str]) -> dict[str, dict[s
     known = sorted({k for recs in records.values() for r in recs for k in r} - {"env_steps"})
     for tag in tags:
         if tag not in known:
-            close = difflib.get_close_matches(tag, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"--tag {tag!r}: no run logged it{hint}")
+            raise ConfigError(f"--tag {tag!r}: no run logged it{suggest(tag, known)}")
     labels = run_labels(run_dirs)
     return {
         label: {tag: series_from_records(recs, tag) for tag in tags}

@@ -1,0 +1,189 @@
+"""How one learner update turns an objective's loss into an optimizer step.
+
+``AutogradUpdater`` serves every objective: autograd through the objective's loss.
+``ManualMLPUpdater`` is the fast CPU path for scalar TD objectives on plain ReLU MLPs: the
+same maths with a hand-written backward pass (``rlkit.agent.nn.plain_mlp.PlainMLPGrad``),
+about twice as fast on a CPU. Both give ``run(batch, num_updates, forwards_for,
+target_raw)``: ``num_updates`` consecutive updates on equal consecutive slices of
+``batch``, where ``forwards_for(target_raw_slice)`` makes each update's ``Forwards``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from rlkit.agent.nn.plain_mlp import PlainMLPGrad, plain_mlp_layers
+from rlkit.agent.objectives.base import Forwards, Objective
+from rlkit.agent.objectives.scalar import ScalarTD
+from rlkit.types import Batch, LossOutput
+
+ForwardsFor = Callable[[torch.Tensor | None], Forwards]
+
+
+def batch_slice(batch: Batch, start: int, stop: int) -> Batch:
+    """Rows ``start:stop`` of every field (views, not copies)."""
+    return Batch(
+        obs=batch.obs[start:stop],
+        action=batch.action[start:stop],
+        reward=batch.reward[start:stop],
+        next_obs=batch.next_obs[start:stop],
+        discount=batch.discount[start:stop],
+        weights=batch.weights[start:stop],
+        indices=batch.indices[start:stop],
+    )
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """Global L2 norm of the gradients (before clipping); scales them to ``max_norm``.
+
+    The same maths as ``torch.nn.utils.clip_grad_norm_`` in fewer operations.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if max_norm is not None:
+        torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_(max=1.0))
+    return total
+
+
+class AutogradUpdater:
+    """Updates over any ``Objective``: zero grads, backward, clip, optimizer step."""
+
+    def __init__(
+        self,
+        objective: Objective,
+        params: list[torch.Tensor],
+        max_grad_norm: float | None,
+        optimizer_step: Callable[[], None],
+    ) -> None:
+        self.objective, self.params = objective, params
+        self.max_grad_norm, self.optimizer_step = max_grad_norm, optimizer_step
+
+    def run(
+        self,
+        batch: Batch,
+        num_updates: int,
+        forwards_for: ForwardsFor,
+        target_raw: torch.Tensor | None = None,
+    ) -> list[LossOutput]:
+        step = len(batch) // num_updates
+        outs = []
+        for k in range(num_updates):
+            lo, hi = k * step, (k + 1) * step
+            raw = None if target_raw is None else target_raw[lo:hi]
+            outs.append(self._one(batch_slice(batch, lo, hi), forwards_for(raw)))
+        return outs
+
+    def _one(self, batch: Batch, forwards: Forwards) -> LossOutput:
+        out = self.objective(batch, forwards)
+        for param in self.params:
+            param.grad = None
+        out.loss.backward()
+        grad_norm = clip_grad_norm(self.params, self.max_grad_norm)
+        self.optimizer_step()
+        values = torch.stack([out.loss.detach(), *out.metrics.values(), grad_norm]).tolist()
+        metrics = dict(zip(["loss", *out.metrics, "grad_norm"], values, strict=True))
+        return LossOutput(
+            loss=values[0], priorities=out.priorities.double().cpu().numpy(), metrics=metrics
+        )
+
+
+class ManualMLPUpdater:
+    """Scalar TD updates of a plain ReLU MLP with the hand-written backward pass.
+
+    The same maths as ``ScalarTD`` + ``loss.backward()``: loss = mean_b w_b l(td_b) with
+    td_b = y_b - Q(s_b, a_b), so dL/dQ(s_b, a_b) = -w_b l'(td_b) / B and 0 for the other
+    actions. Metrics are computed for all updates at once after the last one.
+    """
+
+    def __init__(
+        self,
+        objective: ScalarTD,
+        online: torch.nn.Module,
+        max_grad_norm: float | None,
+        optimizer_step: Callable[[], None],
+    ) -> None:
+        self.objective = objective
+        self.grad = PlainMLPGrad(online)
+        self.max_grad_norm, self.optimizer_step = max_grad_norm, optimizer_step
+
+    @staticmethod
+    def supports(objective: Objective, online: torch.nn.Module) -> bool:
+        """Scalar TD objective (and nothing derived from it) on a plain ReLU MLP."""
+        return type(objective) is ScalarTD and plain_mlp_layers(online) is not None
+
+    @torch.no_grad()
+    def run(
+        self,
+        batch: Batch,
+        num_updates: int,
+        forwards_for: ForwardsFor,
+        target_raw: torch.Tensor | None = None,
+    ) -> list[LossOutput]:
+        obj = self.objective
+        if target_raw is None:
+            target_raw = forwards_for(None).target_next(batch.next_obs)
+        q_next_target_NA = obj.q_values(target_raw)
+        size = len(batch)
+        step = size // num_updates
+        q_sa_N = q_next_target_NA.new_empty(size)
+        td_N = q_next_target_NA.new_empty(size)
+        grad_norms = []
+        for k in range(num_updates):
+            lo, hi = k * step, (k + 1) * step
+            b = batch_slice(batch, lo, hi)
+            target_B = obj.td_target(b, q_next_target_NA[lo:hi], forwards_for(None))
+            q_BA = self.grad.forward(b.obs)
+            action_B1 = b.action.unsqueeze(1)
+            torch.gather(q_BA, 1, action_B1, out=q_sa_N[lo:hi].unsqueeze(1))
+            td_B = torch.sub(target_B, q_sa_N[lo:hi], out=td_N[lo:hi])
+            dq_sa_B = obj.td_loss_grad(td_B).mul_(b.weights).mul_(-1.0 / step)
+            dq_BA = torch.zeros_like(q_BA).scatter_(1, action_B1, dq_sa_B.unsqueeze(1))
+            self.grad.backward(dq_BA)
+            grad_norms.append(self._clip_flat_grad())
+            self.optimizer_step()
+        return self._outputs(batch, num_updates, q_sa_N, td_N, grad_norms)
+
+    def _outputs(
+        self,
+        batch: Batch,
+        num_updates: int,
+        q_sa_N: torch.Tensor,
+        td_N: torch.Tensor,
+        grad_norms: list[torch.Tensor],
+    ) -> list[LossOutput]:
+        step = len(batch) // num_updates
+        td_abs_UB = td_N.abs().view(num_updates, step)
+        loss_U = (
+            batch.weights.view(num_updates, step)
+            * self.objective.td_loss(td_N).view(num_updates, step)
+        ).mean(1)
+        table = torch.stack(
+            [
+                loss_U,
+                q_sa_N.view(num_updates, step).mean(1),
+                td_abs_UB.mean(1),
+                torch.stack(grad_norms),
+            ]
+        ).tolist()
+        priorities = td_abs_UB.double().cpu().numpy()
+        return [
+            LossOutput(
+                loss=loss_v,
+                priorities=priorities[k],
+                metrics={"loss": loss_v, "q_mean": q_mean, "td_abs_mean": td_abs, "grad_norm": gn},
+            )
+            for k, (loss_v, q_mean, td_abs, gn) in enumerate(zip(*table))
+        ]
+
+    def _clip_flat_grad(self) -> torch.Tensor:
+        """``clip_grad_norm`` on the single flat gradient buffer."""
+        assert self.grad.flat_grad is not None
+        flat = self.grad.flat_grad
+        total = torch.linalg.vector_norm(flat)
+        if self.max_grad_norm is not None:
+            flat.mul_((self.max_grad_norm / (total + 1e-6)).clamp_(max=1.0))
+        return total

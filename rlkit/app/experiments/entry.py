@@ -1,0 +1,77 @@
+"""``rlkit ablate``: expand a suite, train its unfinished runs, write the report."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from rlkit.app.experiments.planning import plan
+from rlkit.app.experiments.report import write_report
+from rlkit.app.experiments.runner import run_jobs
+from rlkit.app.experiments.suites import default_out, expand, load_suite, parse_cli_overrides
+from rlkit.config import ConfigError
+
+
+def command_line(argv: Sequence[str], fallback: Sequence[str]) -> str:
+    """``rlkit ablate ...`` as typed: the words after ``ablate`` in ``argv``, else ``fallback``."""
+    words = list(argv[1:])
+    rest = words[words.index("ablate") + 1 :] if "ablate" in words else list(fallback)
+    return shlex.join(["rlkit", "ablate", *rest])
+
+
+def ablate(
+    suite_path: Path,
+    *,
+    out: Path | None = None,
+    seeds: int | None = None,
+    workers: int = 1,
+    overrides: Sequence[str] = (),
+    report_only: bool = False,
+    command: str = "rlkit ablate",
+    stream: IO[str] | None = None,
+) -> int:
+    """``rlkit ablate``: train the unfinished runs of a suite, then write the report.
+
+    Returns the exit code: 0, 1 when a run failed, 130 when interrupted (the report is
+    written in every case). User mistakes raise ConfigError / EnvError / RunDirError.
+    """
+    from rlkit.app.run import RunDirError
+
+    stream = stream if stream is not None else sys.stdout
+    if workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {workers}")
+    suite = load_suite(Path(suite_path))
+    out = out if out is not None else default_out(suite)
+    jobs = expand(suite, out, seeds=seeds, overrides=parse_cli_overrides(overrides))
+    finished, todo = plan(jobs)
+    code = 0
+    if report_only:
+        if not finished:
+            raise RunDirError(
+                f"no finished runs of {suite.path} under {out} (run 'rlkit ablate "
+                f"{suite.path}' first, or pass the --out and --set it used)"
+            )
+    else:
+        partial = sum(j.run_dir.exists() for j in todo)
+        shape = f"{len(suite.variants)} variants x {len(suite.envs)} envs x "
+        shape += f"{len({j.seed for j in jobs})} seeds"
+        stream.write(
+            f"{suite.name}: {len(jobs)} runs ({shape}) in {out}: {len(finished)} finished "
+            f"(skipped), {partial} unfinished (resumed), {len(todo) - partial} new; "
+            f"{min(workers, max(len(todo), 1))} worker(s)\n"
+        )
+        stream.flush()
+        if todo:
+            outcome = run_jobs(todo, workers=workers, stream=stream)
+            failed = outcome.count("failed")
+            if failed:
+                stream.write(f"{failed} run(s) failed; see the train.log in their run dirs\n")
+                code = 1
+            if outcome.interrupted:
+                stream.write(f"interrupted; run the same command again to continue: {command}\n")
+                code = 130
+    write_report(suite, jobs, out, command=command, stream=stream)
+    return code

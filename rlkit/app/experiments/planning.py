@@ -1,0 +1,89 @@
+"""Which runs of a suite are finished, and how an unfinished one restarts.
+
+A run dir holds the completion marker ``done.json`` once ``train`` has returned after the
+last env step. Re-running a suite skips runs that hold the marker (after checking that
+they were trained with the config the suite gives now); unfinished runs continue exactly
+from their newest checkpoint (``rlkit train --resume``), or start again when they have
+none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from rlkit.app.experiments.suites import Job
+from rlkit.config import Config, ConfigError, config_diff, from_dict, read_yaml
+
+DONE_FILE = "done.json"
+#: keys that do not change what a run computes; a finished run may differ in them.
+RESULT_NEUTRAL_KEYS = frozenset(
+    {
+        "trainer.device",
+        "trainer.num_threads",
+        "trainer.checkpoint_every",
+        "trainer.keep_checkpoints",
+        "trainer.log_every",
+    }
+)
+
+
+def is_finished(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds a readable completion marker and its config."""
+    try:
+        marker = json.loads((run_dir / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and (run_dir / "config.yaml").is_file()
+
+
+def check_finished_config(job: Job) -> None:
+    """Raise ConfigError when a finished run was trained with a different config."""
+    path = job.run_dir / "config.yaml"
+    actual = from_dict(read_yaml(path) or {}, str(path))
+    diffs = config_diff(job.config, actual, ignore=RESULT_NEUTRAL_KEYS)
+    if diffs:
+        first = diffs[0]
+        more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
+        raise ConfigError(
+            f"{job.run_dir} finished with a different config ({first.key}: run has "
+            f"{first.new!r}, suite gives {first.old!r}{more}); pass the same --set as "
+            "before, choose another --out, or delete that run dir"
+        )
+
+
+def plan(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]]:
+    """Split into (finished, to run); finished runs must match their current config."""
+    finished, todo = [], []
+    for job in jobs:
+        if is_finished(job.run_dir):
+            check_finished_config(job)
+            finished.append(job)
+        else:
+            todo.append(job)
+    return finished, todo
+
+
+def start_or_resume(config: Config, run_dir: Path, stream: IO[str]) -> tuple[Any, Any]:
+    """Train ``run_dir`` to the end; returns ``rlkit.app.run.train``'s (components, result).
+
+    An unfinished run dir with a complete checkpoint and the same config continues
+    exactly where it stopped (``rlkit train --resume``); anything else there (no
+    checkpoint yet, another config) is replaced and trained from scratch.
+    """
+    from rlkit.app import checkpoint as ckpt
+    from rlkit.app.run import RunDirError, load_run_config, train
+
+    if ckpt.list_checkpoints(run_dir / "checkpoints"):
+        try:
+            same = not config_diff(load_run_config(run_dir), config)
+        except (RunDirError, ValueError):
+            same = False
+        if same:
+            try:
+                return train(config, run_dir, resume=True, stream=stream)
+            except (RunDirError, ckpt.CheckpointError) as exc:
+                stream.write(f"{run_dir}: cannot resume ({exc}); starting again\n")
+    return train(config, run_dir, overwrite=True, stream=stream)

@@ -1,0 +1,272 @@
+"""The report of a suite: per-run summaries, seed statistics per (env, variant), and the
+files results.csv, report.md and curves.png.
+
+Aggregation reads each finished run's ``metrics.jsonl``: the final score of a run is its
+last ``eval/return_mean``; ``results.csv``, ``report.md`` and ``curves.png`` summarise the
+runs per (env, variant) with the statistics of ``rlkit.app.experiments.statistics``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from rlkit.app.experiments import statistics as stats
+from rlkit.app.experiments.planning import is_finished
+from rlkit.app.experiments.plots import Series, read_records, series_from_records
+from rlkit.app.experiments.suites import Job, Suite
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one finished run contributes to the report (from its ``metrics.jsonl``)."""
+
+    final_return: float  # last eval/return_mean
+    auc: float  # stats.curve_auc of eval/return_mean vs env steps
+    overestimation_final: float  # last eval/overestimation (NaN if none)
+    overestimation_mean: float  # mean of eval/overestimation over evaluations
+    q_pred_final: float  # last eval/q_pred
+    return_discounted_final: float  # last eval/return_discounted
+
+
+def _last(series: Series) -> float:
+    return float(series.values[-1]) if series.values.size else math.nan
+
+
+def _nanmean(values: Sequence[float] | np.ndarray) -> float:
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def summarize_run(records: Sequence[dict[str, Any]]) -> RunSummary | None:
+    """The summary of one run's metric records; None if it logged no evaluation."""
+    ret = series_from_records(records, "eval/return_mean")
+    if not ret.steps.size:
+        return None
+    over = series_from_records(records, "eval/overestimation")
+    return RunSummary(
+        final_return=float(ret.values[-1]),
+        auc=stats.curve_auc(ret.steps, ret.values),
+        overestimation_final=_last(over),
+        overestimation_mean=_nanmean(over.values),
+        q_pred_final=_last(series_from_records(records, "eval/q_pred")),
+        return_discounted_final=_last(series_from_records(records, "eval/return_discounted")),
+    )
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One (env, variant) line of results.csv; NaN where no seed has the value."""
+
+    env: str
+    variant: str
+    n_seeds: int
+    final_mean: float
+    final_iqm: float
+    final_iqm_ci_low: float  # 95% stratified-bootstrap CI of the IQM of final scores
+    final_iqm_ci_high: float
+    auc_mean: float  # mean over seeds of the normalised area under eval/return_mean
+    overestimation_final: float  # mean over seeds of the last eval/overestimation
+    overestimation_mean: float  # mean over seeds of its mean over all evaluations
+    q_pred_final: float  # mean over seeds of the last eval/q_pred
+    return_discounted_final: float  # mean over seeds of the last eval/return_discounted
+
+
+def aggregate(env: str, variant: str, runs: Sequence[RunSummary]) -> ResultRow:
+    """Seed statistics of one (env, variant); the CI resamples seeds (one stratum)."""
+    if not runs:
+        nan = math.nan
+        return ResultRow(env, variant, 0, nan, nan, nan, nan, nan, nan, nan, nan, nan)
+    finals = np.array([r.final_return for r in runs])
+    low, high = stats.stratified_bootstrap_ci([finals], stats.iqm)
+    return ResultRow(
+        env=env,
+        variant=variant,
+        n_seeds=len(runs),
+        final_mean=stats.mean(finals),
+        final_iqm=stats.iqm(finals),
+        final_iqm_ci_low=low,
+        final_iqm_ci_high=high,
+        auc_mean=stats.mean([r.auc for r in runs]),
+        overestimation_final=_nanmean([r.overestimation_final for r in runs]),
+        overestimation_mean=_nanmean([r.overestimation_mean for r in runs]),
+        q_pred_final=_nanmean([r.q_pred_final for r in runs]),
+        return_discounted_final=_nanmean([r.return_discounted_final for r in runs]),
+    )
+
+
+CurveSet = dict[str, dict[str, dict[str, list[Series]]]]  # env -> variant -> tag -> seeds
+
+
+@dataclass
+class SuiteResults:
+    rows: list[ResultRow]
+    curves: CurveSet
+    finished: int  # finished runs with at least one evaluation
+    missing: list[str]  # Job.key of runs not (yet) finished
+
+
+def collect_results(suite: Suite, jobs: Sequence[Job]) -> SuiteResults:
+    """Summaries and curves of the finished runs among ``jobs``, per (env, variant)."""
+    from rlkit.app.experiments.plots import SUITE_ROWS
+
+    summaries: dict[tuple[str, str], list[RunSummary]] = {}
+    curves: CurveSet = {e.name: {v: {} for v in suite.variant_names} for e in suite.envs}
+    missing = []
+    for job in jobs:
+        summary = None
+        if is_finished(job.run_dir) and (job.run_dir / "metrics.jsonl").is_file():
+            records = read_records(job.run_dir / "metrics.jsonl")
+            summary = summarize_run(records)
+        if summary is None:
+            missing.append(job.key)
+            continue
+        summaries.setdefault((job.env, job.variant), []).append(summary)
+        for tag, _ in SUITE_ROWS:
+            by_tag = curves[job.env][job.variant]
+            by_tag.setdefault(tag, []).append(series_from_records(records, tag))
+    rows = [
+        aggregate(e.name, v, summaries.get((e.name, v), []))
+        for e in suite.envs
+        for v in suite.variant_names
+    ]
+    return SuiteResults(rows, curves, sum(r.n_seeds for r in rows), missing)
+
+
+# ---------------------------------------------------------------- report files
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return value
+
+
+def write_csv(rows: Sequence[ResultRow], path: Path) -> None:
+    """results.csv: one row per (env, variant); empty cells where a value is missing."""
+    names = [f.name for f in dataclasses.fields(ResultRow)]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([_csv_cell(getattr(row, n)) for n in names])
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+MD_HEADER = (
+    "| variant | seeds | final return (mean) | final return (IQM [95% CI]) | AUC | "
+    "overest. (final) | overest. (mean over evals) | Q pred (final) | G (final) |"
+)
+MD_COLUMNS = """Columns (over the finished seeds; means unless stated): a run's *final
+return* is its last `eval/return_mean` (greedy evaluation); *IQM* is the interquartile mean
+of the final returns with a 95% stratified-bootstrap CI; *AUC* is the area under the
+`eval/return_mean` curve divided by its env-step range (the average return over training);
+*overest.* is the measured overestimation `eval/overestimation`, the mean of Q(s,a) - G
+over evaluation states (> 0: overestimates), at the last evaluation and averaged over all
+evaluations; *Q pred* and *G* are the last evaluation's mean predicted Q(s,a) and mean
+realised discounted return G. "–": no value (no finished seed, or no counted states)."""
+
+
+def markdown_table(rows: Sequence[ResultRow]) -> list[str]:
+    """The lines of report.md's results table (header, rule, one line per row)."""
+    lines = [MD_HEADER, "|" + " --- |" * 9]
+    for r in rows:
+        iqm_text = "–"
+        if r.n_seeds:
+            iqm_text = f"{r.final_iqm:.1f} [{r.final_iqm_ci_low:.1f}, {r.final_iqm_ci_high:.1f}]"
+        cells = [
+            r.variant,
+            str(r.n_seeds),
+            _fmt(r.final_mean, 1),
+            iqm_text,
+            _fmt(r.auc_mean, 1),
+            _fmt(r.overestimation_final, 2),
+            _fmt(r.overestimation_mean, 2),
+            _fmt(r.q_pred_final, 2),
+            _fmt(r.return_discounted_final, 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(
+    suite: Suite,
+    results: SuiteResults,
+    *,
+    out: Path,
+    seeds: Sequence[int],
+    command: str,
+    curves_file: str | None,
+    date: str,
+) -> str:
+    """report.md: header (command, date, seeds, variants), one table per env, curves."""
+    total = results.finished + len(results.missing)
+    seed_text = ", ".join(str(s) for s in seeds)
+    lines = [f"# Ablation report: {suite.name}", ""]
+    if suite.description:
+        lines += [suite.description, ""]
+    lines += [
+        f"- command: `{command}`",
+        f"- date: {date}",
+        f"- seeds: {len(seeds)} per variant and env ({seed_text}); "
+        f"{results.finished} of {total} runs finished",
+        f"- suite: `{suite.path}`; run dirs: `{out}/<env>/<variant>/seed<k>`",
+        "- variants: " + ", ".join(f"{p.stem} (`{p}`)" for p in suite.variants),
+    ]
+    if results.missing:
+        shown = ", ".join(results.missing[:10])
+        more = f" and {len(results.missing) - 10} more" if len(results.missing) > 10 else ""
+        lines.append(f"- not finished (left out): {shown}{more}")
+    for env in suite.envs:
+        title = env.id if env.name == env.id else f"{env.name} ({env.id})"
+        lines += ["", f"## {title}", ""]
+        lines += markdown_table([r for r in results.rows if r.env == env.name])
+    lines += ["", MD_COLUMNS]
+    if curves_file:
+        lines += ["", f"![learning curves and overestimation]({curves_file})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    suite: Suite,
+    jobs: Sequence[Job],
+    out: Path,
+    *,
+    command: str,
+    stream: IO[str],
+) -> SuiteResults:
+    """Write results.csv, report.md and (with matplotlib) curves.png into ``out``."""
+    from rlkit.app.experiments.plots import PlotUnavailable, plot_suite
+
+    results = collect_results(suite, jobs)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(results.rows, out / "results.csv")
+    curves_file: str | None = "curves.png"
+    try:
+        plot_suite(results.curves, out / "curves.png", title=suite.name)
+    except PlotUnavailable as exc:
+        stream.write(f"rlkit: warning: curves.png not written: {exc}\n")
+        curves_file = None
+    seeds = sorted({j.seed for j in jobs})
+    date = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    text = render_markdown(
+        suite, results, out=out, seeds=seeds, command=command, curves_file=curves_file, date=date
+    )
+    (out / "report.md").write_text(text)
+    written = ", ".join(
+        str(out / n) for n in ("results.csv", "report.md", curves_file) if n is not None
+    )
+    stream.write(f"wrote {written} ({results.finished} finished runs)\n")
+    return results

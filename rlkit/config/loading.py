@@ -1,0 +1,325 @@
+"""Reading a Config: YAML files with ``extends:``, ``--set a.b=c`` overrides, coercion of
+values to the field types, the key checks with their close-match suggestions, and the
+plain-dict form (``to_dict``) that config.yaml files and checkpoints hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import yaml
+
+from rlkit.config.schema import SECTION_TYPES, Config, ConfigError, apply_protocol
+from rlkit.config.validation import validate
+
+# ---------------------------------------------------------------- field docs
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The ``#:`` comment above each field of a config dataclass."""
+    import inspect
+
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+        elif ":" in stripped and pending and not stripped.startswith(("class", "@", '"')):
+            docs[stripped.split(":", 1)[0].strip()] = " ".join(pending)
+            pending = []
+    return docs
+
+
+def describe() -> str:
+    """All config keys with their defaults and docs, one per line."""
+    lines = []
+    for section, cls in SECTION_TYPES.items():
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            default = getattr(cls(), f.name)
+            lines.append(f"  {section}.{f.name} = {default!r}: {docs.get(f.name, '')}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- coercion
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _yaml11_number(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` and ``1e5`` (no dot) as strings; read them as numbers."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (list -> tuple)."""
+    if tp in (int, float):
+        value = _yaml11_number(value)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: expected {_type_name(tp)}")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{key}: must be one of {choices}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                return int(value)  # 1e5 in YAML
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
+
+
+def suggest(name: str, choices: Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean 'PREFIXx'?)`` for the choice closest to ``name`` ('' when none is
+    close); ``prefix`` makes the suggestion a full key, e.g. ``prefix="learner."``."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
+
+
+def field_names(section: str) -> list[str]:
+    """The keys of a config section, in field order."""
+    return [f.name for f in dataclasses.fields(SECTION_TYPES[section])]
+
+
+def check_section(where: str, section: Any) -> type:
+    """The dataclass of ``section``; ConfigError naming it (and a close match) if unknown."""
+    if section not in SECTION_TYPES:
+        raise ConfigError(
+            f"{where}: unknown section {section!r}{suggest(str(section), SECTION_TYPES)}"
+        )
+    return SECTION_TYPES[section]
+
+
+def check_key(where: str, section: str, name: Any) -> None:
+    """ConfigError unless ``section.name`` is a config key (``section`` must be known)."""
+    names = field_names(section)
+    if name not in names:
+        hint = suggest(str(name), names, prefix=f"{section}.")
+        raise ConfigError(f"{where}: unknown key '{section}.{name}'{hint}")
+
+
+def split_key(where: str, key: str) -> tuple[str, str]:
+    """``"section.field"`` -> (section, field), checked against the config's keys."""
+    parts = key.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"{where}: key {key!r} must be section.field, e.g. learner.lr")
+    section, name = parts
+    check_section(where, section)
+    check_key(where, section, name)
+    return section, name
+
+
+# ---------------------------------------------------------------- dicts
+
+
+def _section(name: Any, values: Any, source: str) -> Any:
+    """One section dataclass from its mapping: keys checked, values coerced."""
+    cls = check_section(source, name)
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section {name!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        check_key(source, name, key)
+        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+    if name == "env":
+        kwargs = apply_protocol(kwargs, source)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict, source: str = "config") -> Config:
+    """Build a validated Config from nested dicts; unknown keys raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    sections = {}
+    for name, values in data.items():
+        sections[name] = _section(name, values, source)
+    config = Config(**sections)
+    validate(config)
+    return config
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def to_dict(config: Config) -> dict:
+    """Nested plain dict (tuples as lists) suitable for YAML."""
+    return {
+        s: {f.name: _plain(getattr(getattr(config, s), f.name)) for f in dataclasses.fields(cls)}
+        for s, cls in SECTION_TYPES.items()
+    }
+
+
+class Change(NamedTuple):
+    """One key where two configs differ, with its plain (``to_dict``) values."""
+
+    key: str  # "section.field"
+    old: Any  # the value in the first config
+    new: Any  # the value in the second config
+
+
+def config_diff(old: Config, new: Config, *, ignore: Iterable[str] = ()) -> list[Change]:
+    """Every key (in section and field order) whose value differs, except ``ignore``d keys."""
+    skip = frozenset(ignore)
+    a, b = to_dict(old), to_dict(new)
+    return [
+        Change(f"{section}.{key}", a[section][key], b[section][key])
+        for section in a
+        for key in a[section]
+        if f"{section}.{key}" not in skip and a[section][key] != b[section][key]
+    ]
+
+
+# ---------------------------------------------------------------- YAML files
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe-load one YAML file; errors name the file (and line for syntax errors)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from exc
+
+
+def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """The merged nested dict of a YAML file and its ``extends:`` chain (relative paths)."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _seen:
+        raise ConfigError(f"{path}: circular 'extends:'")
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: 'extends' must be a path string")
+    base = load_raw(path.parent / parent, (*_seen, resolved))
+    return _deep_merge(base, data)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=c"`` -> (["a", "b"], yaml-parsed c)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. trainer.seed=3")
+    key, _, text = item.partition("=")
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {item!r}: key must be section.field, e.g. learner.lr")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {text!r}") from exc
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: Sequence[str] | Mapping[str, Any]) -> dict:
+    """A copy of the nested dict ``data`` with each override set, in order: ``--set``
+    items ``"section.field=value"`` (parsed by ``parse_override``), or a mapping
+    ``{"section.field": value}`` of values already parsed. Keys are checked later, by
+    ``from_dict``."""
+    if isinstance(overrides, Mapping):
+        pairs = [(key.split("."), value) for key, value in overrides.items()]
+    else:
+        pairs = [parse_override(item) for item in overrides]
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for (section, key), value in pairs:
+        if not isinstance(out.get(section), dict):
+            out[section] = {}
+        out[section][key] = value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply ``--set`` items."""
+    data = load_raw(path) if path is not None else {}
+    data = apply_overrides(data, list(overrides))
+    source = str(path) if path is not None else "defaults"
+    if overrides:
+        source += " + --set"
+    return from_dict(data, source)
+
+
+def dump_config(config: Config) -> str:
+    """The config as YAML (every key, in section and field order)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -1,0 +1,278 @@
+"""The run configuration's schema: frozen section dataclasses and the Atari protocol presets.
+
+Every field has a one-line docstring (meaning, unit, range) in the ``#:`` comment above it,
+and its range or set of names as field metadata (``rlkit.config.rules``), which
+``rlkit.config.validate`` checks. Step counts are **env steps** (one step of one
+environment, i.e. one transition) unless the name says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rlkit.config.rules import (
+    above,
+    at_least,
+    backend_names,
+    objective_names,
+    one_of,
+    torso_names,
+    within,
+)
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration mistake; the message is one line naming the key or file."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    #: Gymnasium environment id, e.g. "CartPole-v1" (must have a discrete action space).
+    id: str = "CartPole-v1"
+    #: number of parallel training environments (>= 1); each vector step is num_envs env steps.
+    num_envs: int = field(default=1, metadata=at_least(1))
+    #: vector env backend: gymnasium (Gymnasium's SyncVectorEnv and wrappers; any env), ale_vector (ALE's AtariVectorEnv, C++ threads; ALE/ ids), envpool (pip install 'rlkit[envpool]'; ALE/ ids); a module rlkit/envs/<name>.py adds one.
+    backend: str = field(default="gymnasium", metadata=one_of(backend_names, "backend"))
+    #: episode time limit in env steps (None = the environment's own limit); truncation, not termination.
+    max_episode_steps: int | None = field(default=None, metadata=at_least(1))
+    #: extra keyword arguments for gymnasium.make (e.g. {continuous: false}).
+    kwargs: dict = field(default_factory=dict)
+    #: learn from sign(reward) (Atari); returns are still reported unclipped.
+    clip_rewards: bool = False
+    #: Atari (ALE/ ids): frames each agent step repeats its action (>= 1; max-pooled over the last two).
+    frame_skip: int = field(default=4, metadata=at_least(1))
+    #: Atari: 84x84 grayscale frames per observation (>= 1).
+    frame_stack: int = field(default=4, metadata=at_least(1))
+    #: Atari: named evaluation protocol that sets the five protocol keys below (machado2018, rainbow2018, atari100k; custom = set each key yourself); an explicit key that contradicts the preset is an error (values: rlkit.config.ATARI_PROTOCOLS).
+    protocol: Literal["custom", "machado2018", "rainbow2018", "atari100k"] = "custom"
+    #: Atari: at most this many no-op actions after a reset (>= 0; 0 = none).
+    noop_max: int = field(default=30, metadata=at_least(0))
+    #: Atari: a lost life ends the learning episode (terminal for n-step returns and the TD target) while the game goes on; training env only, episode statistics and evaluation count whole games.
+    terminal_on_life_loss: bool = False
+    #: Atari: probability of repeating the previous action at each emulator frame (sticky actions, Machado et al. 2018), in [0, 1].
+    sticky_actions: float = field(default=0.25, metadata=within(0, 1))
+    #: Atari: act with all 18 joystick actions (true) or the game's minimal action set (false).
+    full_action_space: bool = False
+    #: Atari: episode cap in emulator frames, no-op starts included (>= 1; None = no cap); the capped step is a truncation, not a termination. 108,000 frames = 27,000 agent steps at frame_skip 4.
+    max_frames_per_episode: int | None = field(
+        default=108_000, metadata=at_least(1, note=" (None = no cap)")
+    )
+
+
+# Named Atari protocols: the values ``env.protocol`` gives the protocol keys.
+#  - machado2018: Machado et al. 2018, "Revisiting the Arcade Learning Environment", JAIR 61
+#    (sticky actions 0.25 instead of no-op starts, all 18 actions, no life-loss signal,
+#    results reported at the end of training; capped at 108,000 frames = 30 minutes).
+#  - rainbow2018: Hessel et al. 2018 (Rainbow) and Mnih et al. 2015 (DQN Nature): up to 30
+#    no-op starts, no sticky actions, the minimal action set, a lost life terminal for
+#    learning only. Rainbow truncates episodes at 108,000 frames (30 minutes of play,
+#    following van Hasselt et al. 2016); DQN Nature evaluated for up to 5 minutes.
+#  - atari100k: the Atari 100k benchmark (Kaiser et al. 2020; van Hasselt et al. 2019's
+#    data-efficient Rainbow): the rainbow2018 env settings (no sticky actions, life loss
+#    terminal for learning, 108,000-frame cap) with 100,000 agent steps of training.
+ATARI_PROTOCOLS: dict[str, dict[str, Any]] = {
+    "machado2018": {
+        "sticky_actions": 0.25,
+        "noop_max": 0,
+        "full_action_space": True,
+        "max_frames_per_episode": 108_000,
+        "terminal_on_life_loss": False,
+    },
+    "rainbow2018": {
+        "sticky_actions": 0.0,
+        "noop_max": 30,
+        "full_action_space": False,
+        "max_frames_per_episode": 108_000,
+        "terminal_on_life_loss": True,
+    },
+    "atari100k": {
+        "sticky_actions": 0.0,
+        "noop_max": 30,
+        "full_action_space": False,
+        "max_frames_per_episode": 108_000,
+        "terminal_on_life_loss": True,
+    },
+}
+
+
+def apply_protocol(env: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """The coerced ``env`` section with the keys of its ``protocol`` preset filled in.
+
+    A key given explicitly must equal the preset's value (so a resolved config.yaml,
+    which lists every key, loads again); otherwise ConfigError naming the key.
+    """
+    name = env.get("protocol", "custom")
+    if name == "custom":
+        return env
+    env_id = env.get("id", EnvConfig.id)
+    if not str(env_id).startswith("ALE/"):
+        raise ConfigError(
+            f"{source}: env.protocol {name!r} is an Atari protocol but env.id {env_id!r} "
+            "is not an ALE/ id (use env.protocol=custom)"
+        )
+    preset = ATARI_PROTOCOLS[name]
+    for key, value in preset.items():
+        if key in env and env[key] != value:
+            raise ConfigError(
+                f"{source}: env.{key} is {env[key]!r} but env.protocol {name!r} sets {value!r} "
+                "(remove the key, or set env.protocol=custom)"
+            )
+    return {**env, **preset}
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    #: widths of the MLP torso's hidden layers (vector observations).
+    hidden_sizes: tuple[int, ...] = field(
+        default=(128, 128), metadata=at_least(1, subject="widths", each=True)
+    )
+    #: dueling head Q = V + A - mean A (Wang et al. 2016).
+    dueling: bool = True
+    #: noisy linear layers for exploration (Fortunato et al. 2018); usually with epsilon 0.
+    noisy: bool = True
+    #: initial noise scale sigma0 of noisy layers (> 0).
+    sigma0: float = field(default=0.5, metadata=above(0))
+    #: C51 atoms; 1 = no distributional head (scalar Q-values), else >= 2.
+    atoms: int = field(default=51, metadata=at_least(1, note=" (1 = no distributional head)"))
+    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51; a module rlkit/agent/objectives/<name>.py adds one.
+    head: str = field(default="auto", metadata=one_of(objective_names, "head"))
+    #: smallest return on the C51 support.
+    v_min: float = -10.0
+    #: largest return on the C51 support (> v_min).
+    v_max: float = 10.0
+    #: feature extractor: auto (MLP for vectors, Nature CNN for images >= 36 px, MinAtar CNN below), mlp, nature_cnn or minatar_cnn.
+    torso: str = field(default="auto", metadata=one_of(torso_names))
+    #: hidden width inside each head stream (0 = none; None = 512 for the CNN, 0 for the MLP).
+    head_hidden: int | None = field(default=None, metadata=at_least(0))
+    #: when noisy layers draw new noise: paper (Fortunato et al. 2018: fresh noise at every acting step; independent draws for the online net, the target net and the online net's next-action selection in every update) or per_update (one online and one target draw per update, reused by acting).
+    noise_cadence: Literal["paper", "per_update"] = "paper"
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    #: discount factor gamma per env step, in (0, 1].
+    gamma: float = field(default=0.99, metadata=within(0, 1, low_open=True))
+    #: Adam learning rate (> 0).
+    lr: float = field(default=1e-3, metadata=above(0))
+    #: Adam epsilon (> 0).
+    adam_eps: float = field(default=1.5e-4, metadata=above(0))
+    #: transitions per gradient step (>= 1, <= replay.capacity).
+    batch_size: int = field(default=64, metadata=at_least(1))
+    #: double-Q target: the online net picks the next action, the target net evaluates it.
+    double_q: bool = True
+    #: env steps between target-network syncs; 0 = no target network (bootstrap from the online net).
+    target_update_period: int = field(default=500, metadata=at_least(0))
+    #: fraction of the way the target net moves at each sync, in (0, 1]; 1 = hard copy.
+    target_tau: float = field(default=1.0, metadata=within(0, 1, low_open=True))
+    #: TD loss for scalar nets: huber or mse (C51 always uses cross-entropy).
+    loss: Literal["huber", "mse"] = "huber"
+    #: clip the global gradient norm to this value (> 0; None = no clipping).
+    max_grad_norm: float | None = field(default=10.0, metadata=above(0))
+    #: C51 priority of a sample: kl (KL divergence of the projected target from the prediction, Hessel et al. 2018) or cross_entropy (KL + the target's entropy, as many implementations use).
+    c51_priority: Literal["kl", "cross_entropy"] = "kl"
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    #: stored transitions (>= 1); the oldest are overwritten when full.
+    capacity: int = field(default=100_000, metadata=at_least(1))
+    #: prioritized replay (Schaul et al. 2016) instead of uniform sampling.
+    prioritized: bool = True
+    #: priority exponent alpha >= 0 (0 = uniform).
+    alpha: float = field(default=0.5, metadata=at_least(0))
+    #: importance-sampling exponent beta at the start of training, in [0, 1].
+    beta_start: float = field(default=0.4, metadata=within(0, 1))
+    #: beta at the end of the anneal, in [0, 1].
+    beta_end: float = field(default=1.0, metadata=within(0, 1))
+    #: env steps over which beta anneals (None = trainer.total_steps).
+    beta_steps: int | None = field(default=None, metadata=at_least(0))
+    #: small constant added to |TD| before the exponent (> 0).
+    eps: float = field(default=1e-6, metadata=above(0))
+    #: n of n-step returns (>= 1; 1 = one-step TD).
+    n_step: int = field(default=3, metadata=at_least(1))
+    #: keep replay contents in checkpoints (false = resume restarts with an empty buffer).
+    save_in_checkpoint: bool = True
+    #: uint8 frame-stack observations [S, H, W] (Atari): store each distinct frame once (~1 frame per transition).
+    dedup_frames: bool = True
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    #: epsilon of epsilon-greedy at env step 0, in [0, 1].
+    epsilon_start: float = field(default=0.0, metadata=within(0, 1))
+    #: epsilon after epsilon_steps env steps, in [0, 1].
+    epsilon_end: float = field(default=0.0, metadata=within(0, 1))
+    #: env steps of the decay (>= 0).
+    epsilon_steps: int = field(default=0, metadata=at_least(0))
+    #: shape of the decay: linear, or exponential (99% of the gap closed at epsilon_steps).
+    schedule: Literal["linear", "exponential"] = "linear"
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    #: env steps to train for (>= 1).
+    total_steps: int = field(default=50_000, metadata=at_least(1))
+    #: env steps collected before the first gradient step (>= 0).
+    learning_starts: int = field(default=1_000, metadata=at_least(0))
+    #: env steps between training phases (>= 1).
+    train_every: int = field(default=1, metadata=at_least(1))
+    #: gradient steps (updates) per training phase (>= 1).
+    updates_per_train: int = field(default=1, metadata=at_least(1))
+    #: random seed for networks, replay sampling, exploration and environments.
+    seed: int = 0
+    #: auto (cuda if available, else cpu), cpu or cuda.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: env steps between checkpoints (0 = only at the end of training).
+    checkpoint_every: int = field(default=0, metadata=at_least(0))
+    #: checkpoints to keep (>= 1); older ones are deleted.
+    keep_checkpoints: int = field(default=3, metadata=at_least(1))
+    #: env steps between logged training points (>= 1).
+    log_every: int = field(default=1_000, metadata=at_least(1))
+    #: CPU threads for torch (0 = torch's default); 1 is fastest for small MLPs.
+    num_threads: int = field(default=1, metadata=at_least(0))
+    #: plain ReLU MLP nets: hand-written backward pass and NumPy acting on CPU (same maths; false = torch autograd throughout).
+    fast_mlp: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    #: env steps between greedy evaluations (0 = only at the end of training).
+    every: int = field(default=5_000, metadata=at_least(0))
+    #: greedy episodes per evaluation (>= 1).
+    episodes: int = field(default=10, metadata=at_least(1))
+    #: epsilon used during evaluation, in [0, 1] (0 = fully greedy).
+    epsilon: float = field(default=0.0, metadata=within(0, 1))
+
+
+@dataclass(frozen=True)
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+_SECTION_TYPES = {
+    "env": EnvConfig,
+    "network": NetworkConfig,
+    "learner": LearnerConfig,
+    "replay": ReplayConfig,
+    "exploration": ExplorationConfig,
+    "trainer": TrainerConfig,
+    "eval": EvalConfig,
+}
+
+
+SECTION_TYPES: dict[str, type] = {
+    "env": EnvConfig,
+    "network": NetworkConfig,
+    "learner": LearnerConfig,
+    "replay": ReplayConfig,
+    "exploration": ExplorationConfig,
+    "trainer": TrainerConfig,
+    "eval": EvalConfig,
+}

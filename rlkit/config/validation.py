@@ -1,0 +1,79 @@
+"""Validation of a Config: each field's own rule (field metadata), then the few checks
+that relate two keys. Raises ConfigError naming the first offending key."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from rlkit.config.rules import RULE
+from rlkit.config.schema import SECTION_TYPES, Config, ConfigError, EnvConfig
+
+# gymnasium.make keywords of ALE envs that rlkit sets from its own env keys.
+_ALE_KWARGS = {
+    "repeat_action_probability": "env.sticky_actions",
+    "full_action_space": "env.full_action_space",
+    "max_num_frames_per_episode": "env.max_frames_per_episode",
+    "frameskip": "env.frame_skip",
+}
+
+
+def _check(cond: bool, key: str, message: str, value: Any) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {message}, got {value!r}")
+
+
+def check_fields(section: str, values: Any) -> None:
+    """ConfigError for the first field of ``values`` (a section dataclass) outside the
+    range (or set of names) its field metadata declares."""
+    for f in dataclasses.fields(values):
+        rule = f.metadata.get(RULE)
+        if rule is None:
+            continue
+        problem = rule.problem(getattr(values, f.name))
+        if problem is not None:
+            raise ConfigError(f"{section}.{f.name}: {problem}")
+
+
+def _check_ale_kwargs(env: EnvConfig) -> None:
+    """ConfigError when env.kwargs of an ALE id sets what an rlkit env key controls."""
+    if not env.id.startswith("ALE/"):
+        return
+    for key, instead in _ALE_KWARGS.items():
+        if key in env.kwargs:
+            raise ConfigError(f"env.kwargs.{key}: rlkit sets it for ALE ids; use {instead}")
+
+
+def _check_network(c: Config) -> None:
+    n = c.network
+    _check(n.v_min < n.v_max, "network.v_max", "must be > network.v_min", n.v_max)
+
+
+def _check_learner(c: Config) -> None:
+    batch = c.learner.batch_size
+    capacity = c.replay.capacity
+    _check(
+        batch <= capacity,
+        "learner.batch_size",
+        f"must not exceed replay.capacity ({capacity})",
+        batch,
+    )
+
+
+#: checks across keys, run after the section's own field rules
+_CROSS_CHECKS: dict[str, Callable[[Config], None]] = {
+    "env": lambda c: _check_ale_kwargs(c.env),
+    "network": _check_network,
+    "learner": _check_learner,
+}
+
+
+def validate(c: Config) -> None:
+    """Range checks; raises ConfigError naming the first offending key (sections in
+    order; within one, its fields' rules in field order, then its cross-key checks)."""
+    for section in SECTION_TYPES:
+        check_fields(section, getattr(c, section))
+        cross = _CROSS_CHECKS.get(section)
+        if cross is not None:
+            cross(c)
