@@ -60,8 +60,8 @@ MUTANTS = [
         "eps-not-passed",
         "epsilon schedule not reaching acting",
         "rlkit/loops/sync.py",
-        "collector.step(self.epsilon.value(before))",
-        "collector.step(self.epsilon.value(0))",
+        "out = self.collector.step(before)",
+        "out = self.collector.step(0)",
     ),
     Mutant(
         "eps-ignored",
@@ -73,7 +73,7 @@ MUTANTS = [
     Mutant(
         "lr-ignored",
         "learning rate not reaching the optimizer",
-        "rlkit/build.py",
+        "rlkit/agent/builder.py",
         "list(net.parameters()), lc.lr,",
         "list(net.parameters()), 1e-3,",
     ),
@@ -96,8 +96,8 @@ MUTANTS = [
         "truncation-as-terminal",
         "truncation treated as termination",
         "rlkit/loops/collector.py",
-        "learn_terminal = terminated | life_lost(info, self.num_envs)",
-        "learn_terminal = terminated | truncated | life_lost(info, self.num_envs)",
+        "learn_terminal = out.terminated | out.life_loss",
+        "learn_terminal = out.terminated | out.truncated | out.life_loss",
     ),
     Mutant(
         "nstep-truncation-terminal",
@@ -109,16 +109,16 @@ MUTANTS = [
     Mutant(
         "autoreset-obs",
         "the autoreset observation used as next_obs",
-        "rlkit/loops/collector.py",
-        "real_next[i] = final_obs[i]",
+        "rlkit/envs/gymnasium.py",
+        "final[i] = final_obs[i]",
         "pass",
     ),
     Mutant(
         "autoreset-step-counted",
         "episode length counts the autoreset step",
-        "rlkit/loops/collector.py",
-        "self._lengths += valid",
-        "self._lengths += 1",
+        "rlkit/envs/gymnasium.py",
+        'obs, _ = self.envs.reset(options={"reset_mask": np.asarray(done, dtype=bool)})',
+        "pass",
     ),
     Mutant(
         "returns-not-reset",
@@ -131,8 +131,8 @@ MUTANTS = [
         "life-loss-ignored",
         "life loss not a learning terminal",
         "rlkit/loops/collector.py",
-        "learn_terminal = terminated | life_lost(info, self.num_envs)",
-        "learn_terminal = terminated",
+        "learn_terminal = out.terminated | out.life_loss",
+        "learn_terminal = out.terminated",
     ),
     # reward clipping
     Mutant(
@@ -146,8 +146,8 @@ MUTANTS = [
         "clip-reported",
         "reward clipping applied to reported returns",
         "rlkit/loops/collector.py",
-        "self._returns += np.where(valid, reward, 0.0)",
-        "self._returns += np.where(valid, np.sign(reward), 0.0)",
+        "self._returns += out.reward",
+        "self._returns += np.sign(out.reward)",
     ),
     # cadence counters
     Mutant(
@@ -182,16 +182,16 @@ MUTANTS = [
     Mutant(
         "eval-train-mode",
         "evaluation with noise on (training mode)",
-        "rlkit/loops/evaluate.py",
-        "    net.eval()\n",
-        "    net.train()\n",
+        "rlkit/agent/policy.py",
+        "            net.eval()\n",
+        "            net.train()\n",
     ),
     Mutant(
         "eval-epsilon-ignored",
         "evaluation ignores eval.epsilon",
-        "rlkit/build.py",
-        "epsilon=config.eval.epsilon,\n            rng=eval_rng,",
-        "epsilon=0.0,\n            rng=eval_rng,",
+        "rlkit/agent/builder.py",
+        "epsilon=config.eval.epsilon,",
+        "epsilon=0.0,",
     ),
     # acting noise
     Mutant(
@@ -204,7 +204,7 @@ MUTANTS = [
     Mutant(
         "noise-cadence-ignored",
         "noise_cadence switch ignored by the builder",
-        "rlkit/build.py",
+        "rlkit/agent/builder.py",
         'resample_noise=config.network.noise_cadence == "paper",',
         "resample_noise=True,",
     ),
@@ -212,16 +212,16 @@ MUTANTS = [
     Mutant(
         "double-q-wrong-net",
         "double-Q next action selected by the target net",
-        "rlkit/agent/learner.py",
-        "        self._draw_for_selection()\n        return self.online(next_obs)",
-        "        self._draw_for_selection()\n        return self.target(next_obs)",
+        "rlkit/agent/objectives/base.py",
+        "        self._draws.selection()\n        return self.online_net.raw(next_obs)",
+        "        self._draws.selection()\n        return self.target_net.raw(next_obs)",
     ),
     Mutant(
         "double-q-ignored",
         "learner.double_q switch ignored",
-        "rlkit/build.py",
-        "double_q=lc.double_q,",
-        "double_q=True,",
+        "rlkit/agent/builder.py",
+        "double_q=lc.double_q and lc.target_update_period > 0,",
+        "double_q=lc.target_update_period > 0,",
     ),
     Mutant(
         "target-noise-never",
@@ -261,36 +261,36 @@ MUTANTS = [
     Mutant(
         "c51-priority-ignored",
         "learner.c51_priority ignored",
-        "rlkit/agent/learner.py",
-        "self._c51_priority = C51_PRIORITIES[c51_priority]",
-        'self._c51_priority = C51_PRIORITIES["cross_entropy"]',
+        "rlkit/agent/objectives/c51.py",
+        "self._priority = PRIORITIES[c51_priority]",
+        'self._priority = PRIORITIES["cross_entropy"]',
     ),
     # resume: every generator and the replay's running state come back
     Mutant(
         "rng-python",
         "Python RNG not restored on resume",
-        "rlkit/app/run.py",
+        "rlkit/app/checkpoint_state.py",
         '        random.setstate(_as_python_random_state(rng["python"]))\n',
         "",
     ),
     Mutant(
         "rng-numpy",
         "NumPy global RNG not restored on resume",
-        "rlkit/app/run.py",
+        "rlkit/app/checkpoint_state.py",
         '        _set_numpy_global_state(rng["numpy"])\n',
         "",
     ),
     Mutant(
         "rng-torch",
         "torch RNG not restored on resume",
-        "rlkit/app/run.py",
+        "rlkit/app/checkpoint_state.py",
         '        torch.set_rng_state(rng["torch"])\n',
         "",
     ),
     Mutant(
         "rng-eval",
         "evaluation RNG not restored on resume",
-        "rlkit/app/run.py",
+        "rlkit/app/checkpoint_state.py",
         '        components.eval_rng.bit_generator.state = rng["eval"]\n',
         "",
     ),
@@ -322,6 +322,42 @@ MUTANTS = [
         "rlkit/app/run.py",
         "        jsonl.flush()\n        tensorboard.flush()\n        state = capture_state(components)\n",
         "        state = capture_state(components)\n",
+    ),
+    # the seams between the layers: roles exchange values, switches reach their layer
+    Mutant(
+        "params-not-published",
+        "the acting policy never gets the learner's new parameters",
+        "rlkit/loops/sync.py",
+        "                self._train_phase(beta)\n            self.publish_params()\n",
+        "                self._train_phase(beta)\n",
+    ),
+    Mutant(
+        "eval-params-not-loaded",
+        "evaluation acts with stale parameters",
+        "rlkit/build.py",
+        "        eval_policy.load_params(learner.params())\n",
+        "",
+    ),
+    Mutant(
+        "policy-shares-live-net",
+        "the policy acts with the learner's live network object",
+        "rlkit/agent/builder.py",
+        "    policy_net = copy.deepcopy(net)\n",
+        "    policy_net = net\n",
+    ),
+    Mutant(
+        "backend-ignored",
+        "env.backend switch ignored",
+        "rlkit/envs/builder.py",
+        "        e.backend,\n",
+        '        "gymnasium",\n',
+    ),
+    Mutant(
+        "head-ignored",
+        "network.head switch ignored by the network builder",
+        "rlkit/agent/builder.py",
+        "    name = head_name(config)\n",
+        '    name = objectives.resolve("auto", n.atoms)\n',
     ),
 ]
 

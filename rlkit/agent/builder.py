@@ -114,15 +114,13 @@ def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLea
     return DQNLearner(
         net,
         optimizer,
-        double_q=lc.double_q,
         use_target_network=lc.target_update_period > 0,
         # the trainer calls learner.sync_target() every target_update_period env steps
         target_tau=lc.target_tau,
-        loss=lc.loss,
         max_grad_norm=lc.max_grad_norm,
         noise_cadence=config.network.noise_cadence,
-        c51_priority=lc.c51_priority,
         manual_gradients=config.trainer.fast_mlp,
+        # double_q, loss and c51_priority are read once, by build_objective
         objective=build_objective(config, net),
     )
 

@@ -98,7 +98,8 @@ class DQNLearner:
             gradient with a hand-written backward pass (``ManualMLPUpdater``) instead of
             autograd: the same maths, about twice as fast on a CPU. Ignored otherwise.
         objective: the loss (``rlkit.agent.objectives.make``); default: the objective
-            of the net's readout built from ``double_q``, ``loss`` and ``c51_priority``.
+            of the net's readout built from ``double_q``, ``loss`` and ``c51_priority``
+            (which are ignored when ``objective`` is given).
 
     ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the objective's
     new priorities and the metrics ``loss``, the objective's (``q_mean``,
@@ -143,7 +144,7 @@ class DQNLearner:
             self.target.requires_grad_(False)
         self.target_tau = float(target_tau)
         self._sync = self._hard_sync if target_tau == 1.0 else self._polyak_sync
-        self.double_q = double_q
+        self.double_q = bool(getattr(objective, "double_q", double_q))
         self.max_grad_norm = max_grad_norm
         self.reset_noise = reset_noise and online.noisy
         self.noise_cadence = noise_cadence

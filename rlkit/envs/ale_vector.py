@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rlkit.envs.atari import AtariOptions, RepeatPadding, ale_game, snake_case
+from rlkit.envs.atari import AtariOptions, LifeCounter, RepeatPadding, ale_game, snake_case
 from rlkit.envs.base import EnvError, VecStep
 
 
@@ -107,14 +107,12 @@ class AleVectorEnv:
         self.num_actions = int(envs.single_action_space.n)
         self.life_loss_signal = options.life_loss_signal
         self._padding = RepeatPadding(self.num_envs, options.frame_stack)
-        self._lives = np.zeros(self.num_envs, dtype=np.int32)
-        self._no_life_loss = np.zeros(self.num_envs, dtype=bool)
-        self._no_life_loss.flags.writeable = False
+        self._lives = LifeCounter(self.num_envs, options.life_loss_signal)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         obs, info = self.envs.reset(seed=seed)
         self._padding.reset(obs)
-        self._lives = info["lives"]
+        self._lives.reset(info["lives"])
         return obs
 
     def step(self, actions: np.ndarray) -> VecStep:
@@ -126,12 +124,7 @@ class AleVectorEnv:
             ended = np.flatnonzero(done)
             final[ended] = info["final_obs"][ended]
         self._padding.advance(obs, final, done)
-        lives = info["lives"]
-        if self.life_loss_signal:
-            life_loss = (lives < self._lives) & ~terminated
-        else:
-            life_loss = self._no_life_loss
-        self._lives = lives
+        life_loss = self._lives.step(info["lives"], terminated)
         return VecStep(obs, reward.astype(np.float32), terminated, truncated, life_loss, final)
 
     def state_dict(self) -> dict:

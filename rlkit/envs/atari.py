@@ -119,3 +119,26 @@ class RepeatPadding:
     def pad(self, obs: np.ndarray) -> None:
         for i in np.flatnonzero(self.age < self.stack):
             obs[i, : self.stack - self.age[i]] = self.first[i]
+
+
+class LifeCounter:
+    """Life losses from the per-step ``lives`` counters of a C++ backend, with the rule of
+    ``LifeLossSignal``: a life was lost where the counter went down and the game is not
+    over. All False when not ``enabled`` (evaluation envs, protocols without the signal).
+    """
+
+    def __init__(self, num_envs: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.lives = np.zeros(num_envs, dtype=np.int32)
+        self._none = np.zeros(num_envs, dtype=bool)
+        self._none.flags.writeable = False
+
+    def reset(self, lives: np.ndarray) -> None:
+        self.lives = lives
+
+    def step(self, lives: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+        """[N] bool life losses of this step; ``lives`` are the counters after it (a game
+        that was reset this step gives its new game's counter)."""
+        lost = (lives < self.lives) & ~terminated if self.enabled else self._none
+        self.lives = lives
+        return lost

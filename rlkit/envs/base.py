@@ -69,20 +69,23 @@ class VecEnv(Protocol):
     def close(self) -> None: ...
 
 
-_ENVS_DIR = Path(__file__).resolve().parent
 _DEFINES_MAKE = re.compile(r"^def make_vec_env\(", re.MULTILINE)
 
 
 def backend_names() -> list[str]:
-    """Names of the env backends: every module of ``rlkit.envs`` that defines a top-level
-    ``make_vec_env`` (found by reading the files, without importing them)."""
-    names = []
-    for info in pkgutil.iter_modules([str(_ENVS_DIR)]):
-        if info.ispkg or info.name.startswith("_"):
-            continue
-        source = (_ENVS_DIR / f"{info.name}.py").read_text(encoding="utf-8")
-        if _DEFINES_MAKE.search(source):
-            names.append(info.name)
+    """Names of the env backends: every module of ``rlkit.envs`` (on the package's
+    ``__path__``) that defines a top-level ``make_vec_env``, found by reading the files
+    without importing them."""
+    import rlkit.envs
+
+    names = set()
+    for directory in rlkit.envs.__path__:
+        for info in pkgutil.iter_modules([directory]):
+            if info.ispkg or info.name.startswith("_"):
+                continue
+            source = (Path(directory) / f"{info.name}.py").read_text(encoding="utf-8")
+            if _DEFINES_MAKE.search(source):
+                names.add(info.name)
     return sorted(names)
 
 

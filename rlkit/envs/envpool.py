@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from rlkit.envs.atari import AtariOptions, ale_game
+from rlkit.envs.atari import AtariOptions, LifeCounter, ale_game
 from rlkit.envs.base import EnvError, VecStep
 
 INSTALL = "pip install 'rlkit[envpool]'"
@@ -116,25 +116,19 @@ class EnvPoolVecEnv:
         self.obs_dtype = np.dtype(space.dtype)
         self.num_actions = int(self.envs.single_action_space.n)
         self.life_loss_signal = options.life_loss_signal
-        self._lives = np.zeros(num_envs, dtype=np.int32)
-        self._no_life_loss = np.zeros(num_envs, dtype=bool)
-        self._no_life_loss.flags.writeable = False
+        self._lives = LifeCounter(num_envs, options.life_loss_signal)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         if seed is not None:
             self.envs.close()
             self.envs = self._build(seed)
         obs, info = self.envs.reset()
-        self._lives = info["lives"]
+        self._lives.reset(info["lives"])
         return obs
 
     def step(self, actions: np.ndarray) -> VecStep:
         obs, reward, terminated, truncated, info = self.envs.step(actions)
-        lives = info["lives"]
-        if self.life_loss_signal:
-            life_loss = (lives < self._lives) & ~terminated
-        else:
-            life_loss = self._no_life_loss
+        life_loss = self._lives.step(info["lives"], terminated)
         done = terminated | truncated
         final = obs
         if done.any():
@@ -142,9 +136,9 @@ class EnvPoolVecEnv:
             first, reset_info = self.envs.reset(ended.astype(np.int32))
             obs = obs.copy()
             obs[ended] = first
-            lives = lives.copy()
-            lives[ended] = reset_info["lives"]
-        self._lives = lives
+            lives = self._lives.lives.copy()
+            lives[ended] = reset_info["lives"]  # the new games' counters
+            self._lives.lives = lives
         return VecStep(
             obs, reward.astype(np.float32, copy=False), terminated, truncated, life_loss, final
         )

@@ -36,12 +36,15 @@ class MinAtarObservation(gym.ObservationWrapper):
         return np.ascontiguousarray(np.moveaxis(observation, -1, 0), dtype=np.float32)
 
 
-def _make_one(
+def make_env(
     env_id: str,
     max_episode_steps: int | None,
     kwargs: dict[str, Any],
     atari: AtariOptions | None = None,
 ) -> gym.Env:
+    """One Gymnasium env of ``env_id`` with rlkit's wrappers: the Atari preprocessing of
+    ``atari`` for ALE ids, channels-first grids for MinAtar; EnvError for a missing extra
+    or rejected ``kwargs``."""
     suite = suite_of(env_id)
     try:
         if suite == "atari":
@@ -100,9 +103,9 @@ def make_sync_vec_env(
     """
     check_env_id(env_id)
     kwargs = dict(kwargs or {})
-    probe = _make_one(env_id, max_episode_steps, kwargs, atari)
+    probe = make_env(env_id, max_episode_steps, kwargs, atari)
     check_spaces(env_id, probe.observation_space, probe.action_space)
-    fns = [lambda: _make_one(env_id, max_episode_steps, kwargs, atari) for _ in range(num_envs - 1)]
+    fns = [lambda: make_env(env_id, max_episode_steps, kwargs, atari) for _ in range(num_envs - 1)]
     envs = gym.vector.SyncVectorEnv([lambda: probe, *fns], autoreset_mode=AutoresetMode.SAME_STEP)
     return envs
 

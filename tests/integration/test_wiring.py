@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rlkit.build import build
-from rlkit.config import from_dict
+from rlkit.config import ConfigError, from_dict
 from tests.integration.envs import COUNTING, LIVES
 
 
@@ -477,3 +477,65 @@ def test_every_switch_changes_the_run(section, key, value):
 def test_td_loss_switch_changes_the_run():
     # plain MLP (the hand-written backward path); Huber and MSE differ once |TD| > 1
     assert not torch.equal(final_weights({}), final_weights({"learner": {"loss": "mse"}}))
+
+
+# ---------------------------------------------------------------- seams between the layers
+
+
+def test_the_policy_acts_with_its_own_copy_loaded_after_every_training_phase():
+    c, _ = make_run({"trainer": {"total_steps": 20, "learning_starts": 10, "train_every": 4}})
+    assert c.policy.net is not c.network and c.eval_policy.net is not c.network
+    loads: list[int] = []
+    real_load = c.policy.load_params
+    c.policy.load_params = lambda state: (loads.append(c.learner.updates), real_load(state))
+    before = {k: v.clone() for k, v in c.policy.net.state_dict().items()}
+    c.trainer.run()
+    # one env: training phases at env steps 12, 16, 20 (multiples of 4 from 10 on), one
+    # update each; the policy gets the parameters right after each phase
+    assert loads == [1, 2, 3]
+    after = c.policy.net.state_dict()
+    for name, value in c.learner.params().items():
+        assert torch.equal(after[name], value), name
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it did move
+
+
+def test_the_policy_does_not_see_the_learner_move_until_it_loads():
+    c, _ = make_run()
+    first = next(iter(c.learner.online.parameters()))
+    with torch.no_grad():
+        first.add_(1.0)  # the learner's net moves ...
+    policy_first = next(iter(c.policy.net.parameters()))
+    assert not torch.equal(policy_first, first)  # ... the policy's copy does not
+    c.policy.load_params(c.learner.params())
+    assert torch.equal(policy_first, first)
+
+
+@pytest.mark.parametrize(
+    "head,atoms,objective", [("auto", 1, "ScalarTD"), ("auto", 11, "C51"), ("c51", 11, "C51")]
+)
+def test_network_head_picks_the_objective(head, atoms, objective):
+    c, _ = make_run({"network": {"head": head, "atoms": atoms, "v_min": 0.0, "v_max": 10.0}})
+    assert type(c.learner.objective).__name__ == objective
+    assert c.network.readout.name == ("scalar" if objective == "ScalarTD" else "c51")
+
+
+@pytest.mark.parametrize("head,atoms", [("c51", 1), ("scalar", 11), ("nonesuch", 1)])
+def test_network_head_contradicting_atoms_is_a_config_error(head, atoms):
+    with pytest.raises(ConfigError, match="network.head"):
+        make_run({"network": {"head": head, "atoms": atoms}})
+
+
+def test_env_backend_reaches_the_env_builder():
+    pytest.importorskip("ale_py")
+    from rlkit.build import make_envs
+    from rlkit.envs.ale_vector import AleVectorEnv
+    from rlkit.envs.gymnasium import GymnasiumVecEnv
+
+    data = {"env": {"id": "ALE/Pong-v5", "max_frames_per_episode": 400}}
+    for backend, cls in (("gymnasium", GymnasiumVecEnv), ("ale_vector", AleVectorEnv)):
+        envs = make_envs(from_dict({"env": {**data["env"], "backend": backend}}), 2)
+        try:
+            assert type(envs) is cls
+            assert envs.obs_shape == (4, 84, 84) and envs.num_envs == 2
+        finally:
+            envs.close()

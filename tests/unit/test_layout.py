@@ -71,9 +71,7 @@ def test_imports_point_down_the_layers(name, path):
         if not _under(name, layer):
             continue
         allowed = ("rlkit.config",) if name in CONFIG_READERS else ()
-        bad = sorted(
-            d for d in deps if any(_under(d, f) for f in forbidden if f not in allowed)
-        )
+        bad = sorted(d for d in deps if any(_under(d, f) for f in forbidden if f not in allowed))
         assert not bad, f"{name} (layer {layer}) imports {bad}"
 
 
