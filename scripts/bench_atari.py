@@ -19,7 +19,11 @@ with raw ``AtariVectorEnv`` stepping at the same env count and protocol (plus th
 network forward when epsilon is 0) and with the Gymnasium backend's acting path; it
 prints agent steps/s (medians over the rounds) and the ratios, for epsilon 1 (random
 actions: the policy skips the network, so the ratio is rlkit's overhead) and epsilon 0
-(a greedy forward pass of the Rainbow network on every step):
+(a greedy forward pass of the Rainbow network on every step). A further column runs the
+same acting path with ``replay.dedup_frames=false`` (whole stacks stored verbatim);
+``--epsilons 1`` times only the epsilon-1 row; ``--prefault`` touches the replay's memory
+before timing, so that storing a new frame costs what it does once the replay has been
+filled once (not the first write's page faults):
 
     python scripts/bench_atari.py --acting --backend ale_vector --envs 4 --rounds 7
 """
@@ -60,6 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--acting", action="store_true", help="time the acting path only")
     parser.add_argument("--rounds", type=int, default=7, help="--acting: interleaved rounds")
+    parser.add_argument(
+        "--prefault",
+        action="store_true",
+        help="--acting: touch the replay's memory before timing (as after its first fill)",
+    )
+    parser.add_argument(
+        "--epsilons",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.0],
+        help="--acting: the exploration epsilons to time (one table row each)",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -152,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- acting path
 
 
-def acting_sets(args, backend: str, epsilon: float) -> list[str]:
-    """Config overrides of one acting-path run: learning never starts, constant epsilon."""
+def acting_sets(args, backend: str, epsilon: float, dedup: bool = True) -> list[str]:
+    """Config overrides of one acting-path run: learning never starts, constant epsilon;
+    ``dedup``: frame replay (each frame stored once) or whole stacks stored verbatim."""
     return [
+        f"replay.dedup_frames={str(dedup).lower()}",
         "trainer.device=cpu",
         f"trainer.num_threads={args.threads or 1}",  # the emulators need the other cores
         f"env.num_envs={args.envs}",
@@ -175,12 +193,12 @@ class RlkitActing:
     """rlkit's acting path on one backend: ``Trainer.run`` for ``steps`` more agent steps
     (collector -> policy -> env -> n-step -> replay; no updates, no evaluation)."""
 
-    def __init__(self, args, backend: str, epsilon: float) -> None:
+    def __init__(self, args, backend: str, epsilon: float, dedup: bool = True) -> None:
         from rlkit.build import build
         from rlkit.config import load_config
 
         self.components = build(
-            load_config(CONFIG, acting_sets(args, backend, epsilon)), NullLogger()
+            load_config(CONFIG, acting_sets(args, backend, epsilon, dedup)), NullLogger()
         )
         self.trainer = self.components.trainer
         self.trainer.run_evaluation = lambda: None
@@ -191,6 +209,11 @@ class RlkitActing:
         policy = self.trainer.collector.policy
         if hasattr(policy, "load_params"):
             policy.load_params(self.components.learner.params())
+        if args.prefault:  # the replay's pages exist, as in a run past its first fill
+            storage = self.components.replay._storage
+            for value in vars(storage).values():
+                if hasattr(value, "fill") and getattr(value, "nbytes", 0) > 2**20:
+                    value.fill(0)
 
     def run(self, steps: int) -> None:
         trainer = self.trainer
@@ -254,22 +277,29 @@ def timed(fn, *fn_args) -> float:
 
 
 def acting_row(args, epsilon: float) -> dict[str, float]:
-    """Median agent steps/s of raw AtariVectorEnv, rlkit on ``args.backend`` and rlkit on
-    the Gymnasium backend, timed in interleaved rounds of ``args.steps`` agent steps."""
+    """Median agent steps/s of raw AtariVectorEnv, rlkit on ``args.backend`` (frame replay,
+    and whole stacks stored: ``replay.dedup_frames=false``) and rlkit on the Gymnasium
+    backend, timed in interleaved rounds of ``args.steps`` agent steps."""
     import numpy as np
 
     ours = RlkitActing(args, args.backend, epsilon)
+    stacks = RlkitActing(args, args.backend, epsilon, dedup=False)
     gym_path = RlkitActing(args, "gymnasium", epsilon)
     raw = RawAleVector(args, ours.components.network, ours.components.config)
     greedy = epsilon == 0.0
-    for variant in (lambda n: raw.run(n, greedy), ours.run, gym_path.run):  # warm-up
-        variant(4 * args.envs)
-    times: dict[str, list[float]] = {"raw": [], "rlkit": [], "gymnasium": []}
+    runs = {
+        "raw": lambda n: raw.run(n, greedy),
+        "rlkit": ours.run,
+        "no dedup": stacks.run,
+        "gymnasium": gym_path.run,
+    }
+    for run in runs.values():  # warm-up
+        run(4 * args.envs)
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.rounds):
-        times["raw"].append(timed(raw.run, args.steps, greedy))
-        times["rlkit"].append(timed(ours.run, args.steps))
-        times["gymnasium"].append(timed(gym_path.run, args.steps))
-    for variant in (raw, ours, gym_path):
+        for key, run in runs.items():
+            times[key].append(timed(run, args.steps))
+    for variant in (raw, ours, stacks, gym_path):
         variant.close()
     steps = args.steps // args.envs * args.envs
     return {k: float(np.median([steps / t for t in v])) for k, v in times.items()}
@@ -330,23 +360,27 @@ def acting_benchmark(args) -> int:
     """Print the acting-path table (see the module docstring)."""
     import torch
 
-    rows = [(eps, acting_row(args, eps)) for eps in (1.0, 0.0)]
+    rows = [(eps, acting_row(args, eps)) for eps in args.epsilons]
     cpu = platform.processor() or platform.machine()
     print(f"# {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     print(
         f"command: python scripts/bench_atari.py --acting --backend {args.backend} "
         f"--envs {args.envs} --steps {args.steps} --rounds {args.rounds}"
+        + (f" --epsilons {' '.join(f'{e:g}' for e in args.epsilons)}" if len(rows) != 2 else "")
+        + (" --prefault" if args.prefault else "")
     )
     print()
     print(
         f"| epsilon | raw AtariVectorEnv | rlkit {args.backend} | rlkit gymnasium "
-        f"| {args.backend} / raw | {args.backend} / gymnasium |"
+        f"| {args.backend} / raw | {args.backend} / gymnasium "
+        f"| {args.backend}, dedup_frames=false | its / raw |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for eps, r in rows:
         print(
             f"| {eps:g} | {r['raw']:,.0f} | {r['rlkit']:,.0f} | {r['gymnasium']:,.0f} "
-            f"| {r['rlkit'] / r['raw']:.0%} | {r['rlkit'] / r['gymnasium']:.2f}x |"
+            f"| {r['rlkit'] / r['raw']:.0%} | {r['rlkit'] / r['gymnasium']:.2f}x "
+            f"| {r['no dedup']:,.0f} | {r['no dedup'] / r['raw']:.0%} |"
         )
     print()
     print("agent steps/s, medians over the rounds; raw at epsilon 0 includes the same forward")

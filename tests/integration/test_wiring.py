@@ -374,6 +374,9 @@ def test_evaluation_uses_the_means_of_noisy_layers_and_the_eval_epsilon(monkeypa
     monkeypatch.setattr(rlkit.agent.policy, "epsilon_greedy", recording)
     modes: list[bool] = []
     c.eval_policy.net.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    with torch.no_grad():  # the learner's weights move: evaluation must load the new ones
+        for param in c.learner.online.parameters():
+            param.add_(0.25)
     result = c.trainer.evaluate_fn(0)
     assert len(result.returns) == 2
     assert eps_seen and set(eps_seen) == {0.3}  # eval.epsilon, not exploration's 1.0

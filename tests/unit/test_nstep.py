@@ -177,6 +177,34 @@ def test_push_copies_its_inputs():
     assert rows(tr) == [(1.0, 0, 2.0, 3.0, 0.25)]
 
 
+def test_every_env_finishing_one_window_returns_the_same_values_without_copies():
+    # n = 2, two envs in lockstep: from t = 1 on, every push finishes one window per env
+    # (the case returned without stacking). The "env" reuses one obs and one next_obs
+    # buffer; env e, step t: obs 100 * e + t, next_obs 100 * e + t + 0.5, reward R[3e + t].
+    acc = NStepAccumulator(n=2, gamma=G, num_envs=2)
+    f = [False, False]
+    obs_buf, next_buf = np.zeros((2, 1)), np.zeros((2, 1))
+    outs = []
+    for t in range(3):
+        obs_buf[:, 0] = [t, 100 + t]
+        next_buf[:, 0] = [t + 0.5, 100 + t + 0.5]
+        outs.append(acc.push(obs_buf, [t, t], [R[t], R[3 + t]], next_buf, f, f))
+    assert outs[0] is None
+    # read only after the later pushes rewrote the buffers: the results did not change
+    assert rows(outs[1]) == [
+        (0.0, 0, 1 + 0.5 * 2, 1.5, 0.25),
+        (100.0, 0, 8 + 0.5 * 16, 101.5, 0.25),
+    ]
+    assert rows(outs[2]) == [
+        (1.0, 1, 2 + 0.5 * 4, 2.5, 0.25),
+        (101.0, 1, 16 + 0.5 * 32, 102.5, 0.25),
+    ]
+    for tr in outs[1:]:
+        assert tr.obs.shape == tr.next_obs.shape == (2, 1) and tr.obs.dtype == np.float64
+    with pytest.raises(ValueError, match="read-only"):  # shared with a pending step
+        outs[2].next_obs[0, 0] = -1.0
+
+
 def test_state_dict_round_trip_continues_identically():
     a = NStepAccumulator(n=3, gamma=G, num_envs=2)
     steps = [

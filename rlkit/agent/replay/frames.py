@@ -25,6 +25,8 @@ import numpy as np
 
 from rlkit.agent.replay.storage import write_fields_and_advance
 
+_HASH_SEED = 0x5EED_F2A3E5  # fixes the multipliers of FrameStackStorage._frame_hashes
+
 
 def frame_pool_size(capacity: int, stack: int) -> int:
     """Frames in the pool of a ``FrameStackStorage`` of ``capacity`` transitions."""
@@ -83,6 +85,10 @@ class FrameStackStorage:
         self._by_hash: dict[int, int] = {}  # content hash -> id of a live frame
         self.evicted: list[int] = []  # slots evicted since take_evicted()
         self._hash_of: list[int] = [0] * pool  # content hash of each live frame
+        words = -(-int(np.prod(self.obs_shape[1:])) // 8)  # a frame's bytes as uint64 words
+        self._mult = np.random.default_rng(_HASH_SEED).integers(
+            0, 2**63, size=words, dtype=np.uint64
+        ) * np.uint64(2) + np.uint64(1)  # fixed random odd multipliers of _frame_hashes
 
     @property
     def nbytes(self) -> int:
@@ -104,11 +110,25 @@ class FrameStackStorage:
         return len(self.frames) - len(self._free)
 
     # ------------------------------------------------------------------ frames
-    def _acquire(self, frame: np.ndarray) -> int:
-        key = hash(frame.tobytes())
+    def _frame_hashes(self, frames: np.ndarray) -> list[int]:
+        """Content hashes of ``frames`` [m, H, W] uint8, one NumPy pass for all of them:
+        each frame's bytes as uint64 words (zero-padded), ``sum_i word_i * mult_i`` mod
+        2**64 with fixed random odd multipliers. A lookup key only: every match is
+        checked byte for byte, so a collision costs a duplicate frame, never a wrong one."""
+        m = len(frames)
+        flat = np.ascontiguousarray(frames).reshape(m, -1)
+        if flat.shape[1] != 8 * len(self._mult):
+            padded = np.zeros((m, 8 * len(self._mult)), dtype=np.uint8)
+            padded[:, : flat.shape[1]] = flat
+            flat = padded
+        return np.einsum("ij,j->i", flat.view(np.uint64), self._mult).tolist()
+
+    def _acquire(self, frame: np.ndarray, key: int) -> int:
+        """The id of a live frame equal to ``frame`` (hash ``key``), storing it if none
+        (evicting the oldest transitions when the pool is full); takes a reference."""
         fid = self._by_hash.get(key)
         if fid is None or not np.array_equal(self.frames[fid], frame):
-            if not self._free:
+            while not self._free:  # an evicted transition may free no frame
                 self._evict_oldest()
             fid = self._free.pop()
             self.frames[fid] = frame
@@ -118,9 +138,13 @@ class FrameStackStorage:
         return fid
 
     def _release(self, ids: np.ndarray) -> None:
+        """Drop one reference to each of ``ids`` in order; a frame whose count reaches 0
+        goes back to the free list."""
+        refcount = self.refcount
         for fid in ids.tolist():
-            self.refcount[fid] -= 1
-            if self.refcount[fid] == 0:
+            count = refcount[fid] - 1
+            refcount[fid] = count
+            if count == 0:
                 key = self._hash_of[fid]
                 if self._by_hash.get(key) == fid:
                     del self._by_hash[key]
@@ -132,8 +156,7 @@ class FrameStackStorage:
         for k in range(self.size):
             slot = (start + k) % self.capacity
             if not self.dead[slot]:
-                self._release(self.obs_ids[slot])
-                self._release(self.next_ids[slot])
+                self._release(np.concatenate((self.obs_ids[slot], self.next_ids[slot])))
                 self.dead[slot] = True
                 self.num_dead += 1
                 self.evicted.append(slot)
@@ -143,38 +166,108 @@ class FrameStackStorage:
     # ------------------------------------------------------------------ ring
     def add_one(self, obs, action, reward, next_obs, discount) -> int:
         """Write one transition into the next slot and return that slot."""
-        i = self.pos
-        if i < self.size:  # overwriting: the old transition's frames go first
-            if self.dead[i]:
-                self.dead[i] = False
-                self.num_dead -= 1
-            else:
-                self._release(self.obs_ids[i])
-                self._release(self.next_ids[i])
-        obs = np.asarray(obs)
-        next_obs = np.asarray(next_obs)
+        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         if obs.shape != self.obs_shape or next_obs.shape != self.obs_shape:
             raise ValueError(
                 f"frame replay add: expected stacks of shape {self.obs_shape}, got "
                 f"{obs.shape} and {next_obs.shape}"
             )
-        self.dead[i] = True  # not sampleable (nor evictable) while half written
-        self.obs_ids[i] = [self._acquire(f) for f in obs]
-        self.next_ids[i] = [self._acquire(f) for f in next_obs]
-        self.dead[i] = False
-        return write_fields_and_advance(self, i, action, reward, discount)
+        return int(self._add(obs[None], [action], [reward], next_obs[None], [discount])[0])
 
     def add_many(self, obs, action, reward, next_obs, discount) -> np.ndarray:
         """``add_one`` for each of ``n`` transitions in order; returns their slots."""
+        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         n = len(obs)
-        cols = [np.broadcast_to(np.asarray(a), (n,)) for a in (action, reward, discount)]
-        return np.array(
-            [
-                self.add_one(obs[k], cols[0][k], cols[1][k], next_obs[k], cols[2][k])
-                for k in range(n)
-            ],
-            dtype=np.int64,
-        )
+        if obs.shape[1:] != self.obs_shape or next_obs.shape != obs.shape:
+            raise ValueError(
+                f"frame replay add: expected stacks of shape {self.obs_shape}, got "
+                f"{obs.shape[1:]} and {next_obs.shape[1:]}"
+            )
+        cols = [np.asarray(a) for a in (action, reward, discount)]
+        cols = [a if a.shape == (n,) else np.broadcast_to(a, (n,)) for a in cols]
+        return self._add(obs, cols[0], cols[1], next_obs, cols[2])
+
+    def _add(self, obs, action, reward, next_obs, discount) -> np.ndarray:
+        """Store ``n`` transitions (stacks [n, S, H, W]) one after another, exactly as
+        ``n`` calls of the frame-by-frame algorithm (hash lookup, byte check, lowest free
+        id) would. The hashes of all frames, and the byte checks against the frames
+        that were live when the call began, are computed up front in one pass each."""
+        n, s = len(obs), self.stack
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        inputs = (obs.reshape(n * s, *obs.shape[2:]), next_obs.reshape(n * s, *obs.shape[2:]))
+        keys = [self._frame_hashes(x) for x in inputs]
+        cands = [[self._by_hash.get(k, -1) for k in ks] for ks in keys]
+        same = [self._check_live(x, c) for x, c in zip(inputs, cands, strict=True)]
+        written: set[int] = set()  # ids (re)stored during this call: byte checks are stale
+        slots = np.empty(n, dtype=np.int64)
+        for k in range(n):
+            i = slots[k] = self.pos
+            if i < self.size:  # overwriting: the old transition's frames go first
+                if self.dead[i]:
+                    self.dead[i] = False
+                    self.num_dead -= 1
+                else:
+                    self._release(np.concatenate((self.obs_ids[i], self.next_ids[i])))
+            rows = range(k * s, (k + 1) * s)
+            if len(self._free) >= 2 * s:  # no eviction possible: the batched path
+                ids = []
+                for x, ks, c, e in zip(inputs, keys, cands, same, strict=True):
+                    self._find_or_store(x, ks, c, e, rows, written, ids)
+            else:  # the pool may run out mid-transition: frame by frame, as it happens
+                self.dead[i] = True  # not sampleable (nor evictable) while half written
+                ids = [self._acquire(x[p], ks[p]) for x, ks in zip(inputs, keys) for p in rows]
+                written.update(ids)
+                self.dead[i] = False
+            self.obs_ids[i], self.next_ids[i] = ids[:s], ids[s:]
+            write_fields_and_advance(self, i, action[k], reward[k], discount[k])
+        return slots
+
+    def _check_live(self, frames: np.ndarray, cands: list[int]) -> list[bool]:
+        """For each of ``frames`` [m, H, W], whether it equals byte for byte its candidate
+        live frame ``cands[p]`` (-1: none), all compared in one pass."""
+        hit = [p for p, c in enumerate(cands) if c >= 0]
+        if not hit:
+            return [False] * len(cands)
+        stored = self.frames[[cands[p] for p in hit]].reshape(len(hit), -1)
+        given = frames.reshape(len(frames), -1)
+        if len(hit) < len(cands):
+            given = given[hit]
+        if stored.shape[1] % 8 == 0 and given.flags.c_contiguous:  # compare 8 bytes at a time
+            stored, given = stored.view(np.uint64), given.view(np.uint64)
+        equal = (stored == given).all(axis=1).tolist()
+        if len(hit) == len(cands):
+            return equal
+        out = [False] * len(cands)
+        for p, eq in zip(hit, equal, strict=True):
+            out[p] = eq
+        return out
+
+    def _find_or_store(self, frames, keys, cands, same, rows, written: set, ids: list) -> None:
+        """``_acquire`` of ``frames[p]`` for ``p`` in ``rows`` (appending the ids to ``ids``)
+        when no eviction can happen, with the byte check computed up front where the hash
+        still leads to the same, unchanged frame."""
+        by_hash, refcount = self._by_hash, self.refcount
+        for p in rows:
+            key = keys[p]
+            fid = by_hash.get(key)
+            if fid is not None:
+                if fid == cands[p] and fid not in written:
+                    if same[p]:
+                        refcount[fid] += 1
+                        ids.append(fid)
+                        continue
+                elif np.array_equal(self.frames[fid], frames[p]):
+                    refcount[fid] += 1
+                    ids.append(fid)
+                    continue
+            fid = self._free.pop()
+            self.frames[fid] = frames[p]
+            by_hash[key] = fid
+            self._hash_of[fid] = key
+            written.add(fid)
+            refcount[fid] += 1
+            ids.append(fid)
 
     def gather(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
         """(obs, action, reward, next_obs, discount) of ``indices``, stacks rebuilt."""
@@ -234,7 +327,10 @@ class FrameStackStorage:
         np.add.at(self.refcount, self.next_ids[:n][live].ravel(), 1)
         self._free = [f for f in range(len(self.frames) - 1, -1, -1) if self.refcount[f] == 0]
         self._by_hash = {}
-        for f in np.flatnonzero(self.refcount).tolist():
-            self._hash_of[f] = hash(self.frames[f].tobytes())
-            self._by_hash[self._hash_of[f]] = f
+        live_ids = np.flatnonzero(self.refcount)
+        for a in range(0, len(live_ids), 4096):  # the hashes of 4096 frames at a time
+            chunk = live_ids[a : a + 4096]
+            for f, key in zip(chunk.tolist(), self._frame_hashes(self.frames[chunk])):
+                self._hash_of[f] = key
+                self._by_hash[key] = f
         self.evicted = []

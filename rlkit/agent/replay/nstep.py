@@ -87,11 +87,13 @@ class NStepAccumulator:
         if self.n == 1:  # every real step is a finished window: no queues needed
             return self._one_step(obs, action, reward, next_obs, terminated, valid)
         out: list[tuple[np.ndarray, int, float, np.ndarray, float]] = []
+        ends = (terminated | truncated).tolist()
+        rewards = reward.tolist()  # the same Python floats as float(reward[e])
         for e, steps in enumerate(self._pending):
             if valid is not None and not valid[e]:
                 continue
-            steps.append((obs[e], int(action[e]), float(reward[e]), next_obs[e]))
-            if terminated[e] or truncated[e]:
+            steps.append((obs[e], int(action[e]), rewards[e], next_obs[e]))
+            if ends[e]:
                 while steps:  # flush every tail window of the finished episode
                     out.append(self._window(steps, bool(terminated[e])))
                     steps.popleft()
@@ -100,13 +102,31 @@ class NStepAccumulator:
                 steps.popleft()
         if not out:
             return None
+        stacked_obs, stacked_next = self._stacks(out, next_obs)
         return Transition(
-            obs=np.stack([w[0] for w in out]),
+            obs=stacked_obs,
             action=np.array([w[1] for w in out], dtype=np.int64),
             reward=np.array([w[2] for w in out], dtype=np.float32),
-            next_obs=np.stack([w[3] for w in out]),
+            next_obs=stacked_next,
             discount=np.array([w[4] for w in out], dtype=np.float32),
         )
+
+    def _stacks(self, out: list, next_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The windows' obs and next_obs stacked [K, *obs_shape]. Without copies when every
+        env finished exactly one window: then their first steps' obs are the rows of one
+        pushed obs array (whose steps have all left the queues) and their next_obs are
+        this push's ``next_obs`` (returned read-only: its rows are still pending)."""
+        first = out[0][0].base
+        if (
+            len(out) == self.num_envs
+            and first is not None
+            and len(first) == len(out)
+            and all(w[0].base is first for w in out)
+        ):
+            shared = next_obs.view()
+            shared.flags.writeable = False
+            return first, shared
+        return np.stack([w[0] for w in out]), np.stack([w[3] for w in out])
 
     def _one_step(self, obs, action, reward, next_obs, terminated, valid) -> Transition | None:
         """n = 1: every real step is its own window (discount gamma, or 0 on termination)."""
