@@ -328,12 +328,14 @@ def acting_breakdown(args) -> dict[str, float]:
 
     collector, trainer = ours.trainer.collector, ours.trainer
     inner = getattr(collector.envs, "envs", None)
-    if inner is not None:
-        wrap(inner, "step", "env")
+    if inner is not None:  # the backend's own call that blocks until the envs stepped
+        wrap(inner, "recv" if hasattr(inner, "recv") else "step", "env")
     for obj, name, key in (
-        (collector.envs, "step", "adapter+env"),
+        (collector.envs, "step_async", "adapter+env"),
+        (collector.envs, "step_wait", "adapter+env"),
         (collector.policy, "act", "policy"),
-        (collector, "step", "collector"),
+        (collector, "begin", "collector"),
+        (collector, "finish", "collector"),
         (trainer.nstep, "push", "n-step"),
         (trainer.replay, "add", "replay add"),
     ):
@@ -342,13 +344,14 @@ def acting_breakdown(args) -> dict[str, float]:
     total = timed(ours.run, vector_steps * args.envs)
     ours.close()
     ms = {k: 1000 * v / vector_steps for k, v in spent.items()}
+    env = ms.get("env", ms["adapter+env"])
     return {
-        "raw env step": ms.get("env", ms["adapter+env"]),
-        "adapter": ms["adapter+env"] - ms.get("env", ms["adapter+env"]),
+        "waiting for the envs (raw step less the overlapped work)": env,
+        "adapter": ms["adapter+env"] - env,
         "policy": ms["policy"],
         "collector (rest)": ms["collector"] - ms["adapter+env"] - ms["policy"],
-        "n-step": ms["n-step"],
-        "replay add": ms["replay add"],
+        "n-step (while the envs step)": ms["n-step"],
+        "replay add (while the envs step)": ms["replay add"],
         "loop (rest)": 1000 * total / vector_steps
         - ms["collector"]
         - ms["n-step"]

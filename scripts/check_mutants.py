@@ -359,6 +359,13 @@ MUTANTS = [
         "    name = head_name(config)\n",
         '    name = objectives.resolve("auto", n.atoms)\n',
     ),
+    Mutant(
+        "store-deferred-past-learning",
+        "a step's transitions stored after (not before) the training phase that follows it",
+        "rlkit/loops/sync.py",
+        "        return bool(learning or periodic or after >= c.total_steps)\n",
+        "        return bool(periodic or after >= c.total_steps)\n",
+    ),
 ]
 
 

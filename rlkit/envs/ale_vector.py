@@ -116,7 +116,15 @@ class AleVectorEnv:
         return obs
 
     def step(self, actions: np.ndarray) -> VecStep:
-        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Hand ``actions`` to the emulator threads and return while they step."""
+        self.envs.send(actions)
+
+    def step_wait(self) -> VecStep:
+        obs, reward, terminated, truncated, info = self.envs.recv()
         done = terminated | truncated
         final = obs
         if done.any():

@@ -58,6 +58,15 @@ class VecEnv(Protocol):
         """Act with ``actions`` [N] int64 in every env."""
         ...
 
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start ``step(actions)``; a backend whose envs run outside Python (C++ threads,
+        subprocesses) returns at once, so the caller can work while they step."""
+        ...
+
+    def step_wait(self) -> VecStep:
+        """The result of the step ``step_async`` started."""
+        ...
+
     def state_dict(self) -> dict:
         """The envs' state; ``{"restorable": False, "reason": str}`` when it cannot be saved."""
         ...
@@ -67,6 +76,22 @@ class VecEnv(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class SteppedInOneCall:
+    """``step_async`` / ``step_wait`` for a VecEnv whose ``step`` runs in the calling
+    thread: the step happens in ``step_wait``."""
+
+    _next_actions: np.ndarray | None = None
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._next_actions = actions
+
+    def step_wait(self) -> VecStep:
+        actions, self._next_actions = self._next_actions, None
+        if actions is None:
+            raise RuntimeError("step_wait() without step_async()")
+        return self.step(actions)  # type: ignore[attr-defined]
 
 
 _DEFINES_MAKE = re.compile(r"^def make_vec_env\(", re.MULTILINE)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from rlkit.envs.atari import AtariOptions, LifeCounter, ale_game
-from rlkit.envs.base import EnvError, VecStep
+from rlkit.envs.base import EnvError, SteppedInOneCall, VecStep
 
 INSTALL = "pip install 'rlkit[envpool]'"
 
@@ -103,7 +103,7 @@ def _settings(options: AtariOptions, max_episode_steps: int | None) -> dict[str,
     )
 
 
-class EnvPoolVecEnv:
+class EnvPoolVecEnv(SteppedInOneCall):
     """An EnvPool Atari pool (synchronous: all envs each step) behind the VecEnv protocol
     (see the module docstring). ``envs`` is the pool; ``build(seed)`` makes a new one."""
 

@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.atari import AtariOptions, LifeLossSignal
-from rlkit.envs.base import EnvError, VecStep
+from rlkit.envs.base import EnvError, SteppedInOneCall, VecStep
 from rlkit.envs.state import capture_env_state, restore_env_state
 from rlkit.envs.suites import check_env_id, suite_of
 
@@ -163,7 +163,7 @@ def life_lost(info: dict, num_envs: int) -> np.ndarray:
     return flags & np.asarray(mask, dtype=bool) if mask is not None else flags
 
 
-class GymnasiumVecEnv:
+class GymnasiumVecEnv(SteppedInOneCall):
     """A Gymnasium vector env (SAME_STEP or NEXT_STEP autoreset) as a ``VecEnv``.
 
     SAME_STEP: ``final_obs`` comes from ``info["final_obs"]``. NEXT_STEP: the finished

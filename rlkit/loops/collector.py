@@ -48,6 +48,7 @@ class Collector:
         self.envs, self.policy = envs, policy
         self.num_envs = envs.num_envs
         self.obs: np.ndarray | None = None
+        self._action: np.ndarray | None = None  # chosen by begin(), reported by finish()
         self._returns = np.zeros(self.num_envs, dtype=np.float64)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._valid = np.ones(self.num_envs, dtype=bool)
@@ -60,11 +61,22 @@ class Collector:
 
     def step(self, env_steps: int) -> StepOutput:
         """Act in every env once; ``env_steps`` (before this step) sets the exploration."""
+        self.begin(env_steps)
+        return self.finish()
+
+    def begin(self, env_steps: int) -> None:
+        """The first half of ``step``: choose the actions and start the envs on them
+        (``VecEnv.step_async``); work done before ``finish`` overlaps the envs' step
+        where the backend steps outside Python."""
         if self.obs is None:
             raise RuntimeError("Collector.reset() must be called before step()")
-        obs = self.obs
-        action = self.policy.act(obs, env_steps).astype(np.int64, copy=False)
-        out = self.envs.step(action)
+        self._action = self.policy.act(self.obs, env_steps).astype(np.int64, copy=False)
+        self.envs.step_async(self._action)
+
+    def finish(self) -> StepOutput:
+        """The second half of ``step``: wait for the envs and report the transitions."""
+        obs, action = self.obs, self._action
+        out = self.envs.step_wait()
         done = out.terminated | out.truncated  # the env's episode ended
         self._returns += out.reward
         self._lengths += 1

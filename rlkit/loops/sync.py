@@ -45,13 +45,13 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from rlkit.agent.learner import DQNLearner
 from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
 from rlkit.agent.schedules import Schedule
+from rlkit.loops.cadence import Cadence, Counters, _Window, crossings
 from rlkit.loops.collector import Collector
 from rlkit.loops.evaluate import EvalResult
 from rlkit.types import Logger, LossOutput
@@ -59,62 +59,6 @@ from rlkit.types import Logger, LossOutput
 
 class NumericalError(RuntimeError):
     """NaN or Inf appeared in the loss or the parameters."""
-
-
-@dataclass(frozen=True)
-class Cadence:
-    """When things happen, in env steps (``updates_per_train`` and ``batch_size`` excepted).
-
-    No defaults: the builder fills every field from the config (``rlkit.config`` holds
-    the default values, once).
-    """
-
-    total_steps: int
-    learning_starts: int
-    train_every: int
-    updates_per_train: int
-    batch_size: int
-    target_update_period: int
-    target_tau: float
-    eval_every: int
-    checkpoint_every: int
-    log_every: int
-
-
-@dataclass
-class Counters:
-    env_steps: int = 0
-    updates: int = 0
-    target_syncs: int = 0
-    evaluations: int = 0
-    episodes: int = 0
-
-
-@dataclass
-class _Window:
-    """Sums over the current logging window."""
-
-    metrics: dict[str, float] = field(default_factory=dict)
-    updates: int = 0
-    returns: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    start_time: float = field(default_factory=time.perf_counter)
-    start_steps: int = 0
-    # perf/* count from when this process started timing (a resumed window started earlier)
-    timer_steps: int = 0
-    timer_updates: int = 0
-
-    def add_metrics(self, metrics: dict[str, float]) -> None:
-        for key, value in metrics.items():
-            self.metrics[key] = self.metrics.get(key, 0.0) + value
-        self.updates += 1
-
-
-def crossings(before: int, after: int, period: int) -> int:
-    """How many multiples of ``period`` lie in ``(before, after]`` (0 when period is 0)."""
-    if period <= 0:
-        return 0
-    return after // period - before // period
 
 
 class Trainer:
@@ -167,6 +111,7 @@ class Trainer:
         self._window_restored = False
         self._started = False
         self._replay_needed = 0  # wait_for_replay: transitions required before training
+        self._pending = None  # a vector step's StepOutput whose storing overlaps the next step
 
     # ------------------------------------------------------------------ pieces
 
@@ -286,9 +231,43 @@ class Trainer:
         if counters.updates:
             self.publish_params()
 
-    def _act(self, before: int) -> None:
-        """One vector step: act, accumulate n-step windows, store finished transitions."""
-        out = self.collector.step(before)
+    def _act(self, before: int, after: int) -> None:
+        """One vector step: act and step the envs, and store the transitions (n-step
+        windows, replay, episode statistics).
+
+        While the envs step (``Collector.begin`` .. ``finish``) the previous step's
+        transitions are stored, when they were held back: that is done only at steps where
+        nothing reads the replay, the n-step queues or the logging window before the next
+        step (no training phase or target sync, log, evaluation, checkpoint or end), so
+        every later decision sees exactly what it would without the overlap.
+        """
+        self.collector.begin(before)
+        self._store_pending()
+        out = self.collector.finish()
+        if self._reads_transitions(before, after):
+            self._store(out)
+        else:
+            self._pending = out
+
+    def _reads_transitions(self, before: int, after: int) -> bool:
+        """Whether anything after the vector step ``(before, after]`` reads what it stored."""
+        c = self.cadence
+        learning = after >= c.learning_starts and (
+            crossings(max(before, c.learning_starts - 1), after, c.train_every)
+            or crossings(before, after, c.target_update_period)
+        )
+        periodic = any(
+            crossings(before, after, period)
+            for period in (c.log_every, c.eval_every, c.checkpoint_every)
+        )
+        return bool(learning or periodic or after >= c.total_steps)
+
+    def _store_pending(self) -> None:
+        if self._pending is not None:
+            out, self._pending = self._pending, None
+            self._store(out)
+
+    def _store(self, out) -> None:
         reward = out.reward if self.learn_reward is None else self.learn_reward(out.reward)
         finished = self.nstep.push(
             out.obs,
@@ -342,11 +321,13 @@ class Trainer:
         num_envs = self.collector.num_envs
         while counters.env_steps < self.cadence.total_steps:
             before = counters.env_steps
-            self._act(before)
-            after = counters.env_steps = before + num_envs
+            after = before + num_envs
+            self._act(before, after)
+            counters.env_steps = after
             self._learn(before, after)
             self._periodic(before, after)
             if stop is not None and stop():
+                self._store_pending()
                 self._save()
                 return counters
         self._check_parameters()

@@ -542,3 +542,21 @@ def test_env_backend_reaches_the_env_builder():
             assert envs.obs_shape == (4, 84, 84) and envs.num_envs == 2
         finally:
             envs.close()
+
+
+def test_every_update_samples_a_replay_holding_every_step_so_far():
+    # storing a step's transitions may overlap the next env step, but never a training
+    # phase: with one env and 1-step returns replay holds exactly env_steps transitions
+    # whenever the learner updates (train_every 3: phases at 12, 15, ..., 39)
+    c, _ = make_run({"trainer": {"total_steps": 40, "learning_starts": 10, "train_every": 3}})
+    sizes: list[tuple[int, int]] = []
+    real = c.learner.update_many
+
+    def update_many(batch, n):
+        sizes.append((c.trainer.counters.env_steps, len(c.replay)))
+        return real(batch, n)
+
+    c.learner.update_many = update_many
+    c.trainer.run()
+    assert [s for s, _ in sizes] == list(range(12, 40, 3))
+    assert all(size == steps for steps, size in sizes), sizes
