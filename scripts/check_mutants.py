@@ -60,8 +60,8 @@ MUTANTS = [
         "eps-not-passed",
         "epsilon schedule not reaching acting",
         "rlkit/loops/sync.py",
-        "out = self.collector.step(before)",
-        "out = self.collector.step(0)",
+        "self.collector.begin(before)",
+        "self.collector.begin(0)",
     ),
     Mutant(
         "eps-ignored",
