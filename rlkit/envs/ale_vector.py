@@ -38,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from rlkit.envs.atari import AtariOptions, LifeCounter, RepeatPadding, ale_game, snake_case
+from rlkit.envs.atari import (
+    AtariOptions,
+    LifeCounter,
+    RepeatPadding,
+    ale_game,
+    cannot_make,
+    snake_case,
+)
 from rlkit.envs.base import EnvError, VecStep
 
 
@@ -66,10 +73,7 @@ def make_vec_env(
     try:
         envs = AtariVectorEnv(game, num_envs, **_settings(options), **dict(kwargs or {}))
     except (TypeError, RuntimeError, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EnvError(
-            f"env.id {env_id!r}: env.backend 'ale_vector' cannot make it ({msg})"
-        ) from exc
+        raise cannot_make(env_id, "ale_vector", exc) from exc
     return AleVectorEnv(envs, options)
 
 

@@ -73,6 +73,12 @@ def ale_game(env_id: str, backend: str) -> str:
     return match.group(1)
 
 
+def cannot_make(env_id: str, backend: str, exc: BaseException) -> EnvError:
+    """The one-line EnvError for a C++ backend that refused to make ``env_id``."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return EnvError(f"env.id {env_id!r}: env.backend {backend!r} cannot make it ({msg})")
+
+
 def snake_case(game: str) -> str:
     """ALE's ROM name of a CamelCase game name ("MontezumaRevenge" -> "montezuma_revenge")."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", game).lower()

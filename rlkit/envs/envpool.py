@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from rlkit.envs.atari import AtariOptions, LifeCounter, ale_game
+from rlkit.envs.atari import AtariOptions, LifeCounter, ale_game, cannot_make
 from rlkit.envs.base import EnvError, SteppedInOneCall, VecStep
 
 INSTALL = "pip install 'rlkit[envpool]'"
@@ -71,10 +71,7 @@ def make_vec_env(
                 task, env_type="gymnasium", num_envs=num_envs, seed=seed, **settings
             )
         except (TypeError, RuntimeError, ValueError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise EnvError(
-                f"env.id {env_id!r}: env.backend 'envpool' cannot make it ({msg})"
-            ) from exc
+            raise cannot_make(env_id, "envpool", exc) from exc
 
     return EnvPoolVecEnv(build, num_envs, options)
 
