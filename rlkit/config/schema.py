@@ -256,17 +256,6 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-_SECTION_TYPES = {
-    "env": EnvConfig,
-    "network": NetworkConfig,
-    "learner": LearnerConfig,
-    "replay": ReplayConfig,
-    "exploration": ExplorationConfig,
-    "trainer": TrainerConfig,
-    "eval": EvalConfig,
-}
-
-
 SECTION_TYPES: dict[str, type] = {
     "env": EnvConfig,
     "network": NetworkConfig,

@@ -52,7 +52,7 @@ from rlkit.agent.learner import DQNLearner
 from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
 from rlkit.agent.schedules import Schedule
 from rlkit.loops.cadence import Cadence, Counters, _Window, crossings
-from rlkit.loops.collector import Collector
+from rlkit.loops.collector import Collector, StepOutput
 from rlkit.loops.evaluate import EvalResult
 from rlkit.types import Logger, LossOutput
 
@@ -267,16 +267,11 @@ class Trainer:
             out, self._pending = self._pending, None
             self._store(out)
 
-    def _store(self, out) -> None:
+    def _store(self, out: StepOutput) -> None:
+        # every VecEnv step is a real transition for every env: no mask to apply
         reward = out.reward if self.learn_reward is None else self.learn_reward(out.reward)
         finished = self.nstep.push(
-            out.obs,
-            out.action,
-            reward,
-            out.next_obs,
-            out.terminated,
-            out.truncated,
-            mask=out.valid,
+            out.obs, out.action, reward, out.next_obs, out.terminated, out.truncated
         )
         if finished is not None:
             self.replay.add(*finished)
