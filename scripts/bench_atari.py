@@ -17,8 +17,9 @@ each 84x84 frame once; the table also shows the replay's bytes per stored transi
 replay add through ``Trainer.run`` with learning never starting), interleaved in rounds
 with raw ``AtariVectorEnv`` stepping at the same env count and protocol (plus the same
 network forward when epsilon is 0) and with the Gymnasium backend's acting path; it
-prints agent steps/s (medians over the rounds) and the ratios, for epsilon 1 (random
-actions: the policy skips the network, so the ratio is rlkit's overhead) and epsilon 0
+prints agent steps/s (medians over the rounds) and the ratios (medians of the ratios
+within each round), for epsilon 1 (random actions: the policy skips the network, so the
+ratio is rlkit's overhead) and epsilon 0
 (a greedy forward pass of the Rainbow network on every step). A further column runs the
 same acting path with ``replay.dedup_frames=false`` (whole stacks stored verbatim);
 ``--epsilons 1`` times only the epsilon-1 row; ``--prefault`` touches the replay's memory
@@ -296,13 +297,21 @@ def acting_row(args, epsilon: float) -> dict[str, float]:
     for run in runs.values():  # warm-up
         run(4 * args.envs)
     times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(args.rounds):
-        for key, run in runs.items():
-            times[key].append(timed(run, args.steps))
+    for r in range(args.rounds):  # odd rounds in reverse order: no variant always first
+        for key in list(runs) if r % 2 == 0 else list(runs)[::-1]:
+            times[key].append(timed(runs[key], args.steps))
     for variant in (raw, ours, stacks, gym_path):
         variant.close()
     steps = args.steps // args.envs * args.envs
-    return {k: float(np.median([steps / t for t in v])) for k, v in times.items()}
+    row = {k: float(np.median([steps / t for t in v])) for k, v in times.items()}
+    # ratios paired within each round (the machine's load drifts between rounds)
+    for name, num, den in (
+        ("rlkit/raw", "raw", "rlkit"),
+        ("rlkit/gym", "gymnasium", "rlkit"),
+        ("no dedup/raw", "raw", "no dedup"),
+    ):
+        row[name] = float(np.median(np.array(times[num]) / np.array(times[den])))
+    return row
 
 
 def acting_breakdown(args) -> dict[str, float]:
@@ -382,11 +391,14 @@ def acting_benchmark(args) -> int:
     for eps, r in rows:
         print(
             f"| {eps:g} | {r['raw']:,.0f} | {r['rlkit']:,.0f} | {r['gymnasium']:,.0f} "
-            f"| {r['rlkit'] / r['raw']:.0%} | {r['rlkit'] / r['gymnasium']:.2f}x "
-            f"| {r['no dedup']:,.0f} | {r['no dedup'] / r['raw']:.0%} |"
+            f"| {r['rlkit/raw']:.0%} | {r['rlkit/gym']:.2f}x "
+            f"| {r['no dedup']:,.0f} | {r['no dedup/raw']:.0%} |"
         )
     print()
-    print("agent steps/s, medians over the rounds; raw at epsilon 0 includes the same forward")
+    print(
+        "agent steps/s, medians over the rounds; ratios: medians of the ratios within each"
+        " round; raw at epsilon 0 includes the same forward"
+    )
     print()
     print(f"| part of the acting path (epsilon 1, {args.backend}) | ms per vector step |")
     print("|---|---:|")

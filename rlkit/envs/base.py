@@ -4,7 +4,9 @@ Everything above the envs layer (collector, evaluation, loops) sees a ``VecEnv``
 of ``num_envs`` environments whose every ``step`` is a real transition for every env.
 Where an episode ends, ``VecStep.final_obs`` holds its true last observation and
 ``VecStep.obs`` the first observation of the next episode; how a backend autoresets
-(same step, next step, ...) stays inside its adapter.
+(same step, next step, ...) stays inside its adapter. The arrays a backend returns belong
+to the caller: it never writes into them afterwards (no reused buffers), so the loops keep
+them without copying (a backend that reuses buffers copies them in its adapter).
 
 A backend is one module ``rlkit.envs.<name>`` that defines ``make_vec_env(env_id,
 num_envs, *, max_episode_steps=None, kwargs=None, atari=None) -> VecEnv``; ``make``

@@ -270,8 +270,8 @@ class Trainer:
     def _store(self, out: StepOutput) -> None:
         # every VecEnv step is a real transition for every env: no mask to apply
         reward = out.reward if self.learn_reward is None else self.learn_reward(out.reward)
-        finished = self.nstep.push(
-            out.obs, out.action, reward, out.next_obs, out.terminated, out.truncated
+        finished = self.nstep.push(  # VecEnv arrays are the caller's: no copies
+            out.obs, out.action, reward, out.next_obs, out.terminated, out.truncated, copy=False
         )
         if finished is not None:
             self.replay.add(*finished)

@@ -19,7 +19,7 @@ EXACT = dict(sticky_actions=0.0, life_loss_signal=True)
 
 
 def exact(backend, **options) -> AtariOptions:
-    return AtariOptions(**{**EXACT, "noop_max": NOOPS[backend], **options})
+    return AtariOptions(**{**EXACT, "noop_max": NOOPS.get(backend, 0), **options})
 
 
 def pair(backend, env_id, num_envs, max_episode_steps=None, **options):
@@ -210,3 +210,24 @@ def test_evaluation_gives_the_gymnasium_paths_result(backend):
     assert ref.lengths == other.lengths == [20, 20, 20]
     assert ref.returns == other.returns
     assert ref.q_pred == other.q_pred and len(ref.q_pred) > 0
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", *CPP])
+def test_returned_arrays_belong_to_the_caller(backend):
+    # the VecEnv contract the loops rely on to keep observations without copying: no
+    # backend writes into arrays it returned, and no two steps share memory
+    env = make(backend, "ALE/Pong-v5", 2, atari=exact(backend, max_frames_per_episode=40))
+    kept = [env.reset(seed=0)]
+    for _ in range(12):  # an episode ends at the 10th step: final_obs differs from obs
+        out = env.step(np.full(2, 2, dtype=np.int64))
+        kept += [out.obs, out.final_obs, out.reward, out.terminated, out.truncated]
+    snapshot = [a.copy() for a in kept]
+    for _ in range(12):
+        env.step(np.zeros(2, dtype=np.int64))
+    for a, b in zip(kept, snapshot, strict=True):
+        np.testing.assert_array_equal(a, b)
+    frames = [a for a in kept if a.ndim == 4]
+    for i, a in enumerate(frames):
+        for b in frames[i + 1 :]:
+            assert a is b or not np.shares_memory(a, b)
+    env.close()

@@ -213,3 +213,22 @@ def test_hash_collisions_still_store_and_rebuild_every_stack_exactly(monkeypatch
     again = restored.gather(np.array([slot]))
     np.testing.assert_array_equal(again[0][0], nxt)
     np.testing.assert_array_equal(again[3][0], obs)
+
+
+def test_compiled_frame_kernels_equal_their_numpy_fallbacks():
+    from rlkit.agent.replay import frames_kernels as k
+
+    rng = np.random.default_rng(3)
+    words = rng.integers(0, 2**63, size=(9, 5), dtype=np.uint64)
+    mult = rng.integers(0, 2**63, size=5, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    np.testing.assert_array_equal(k.hash_rows(words, mult), k._hash_rows_numpy(words, mult))
+    # by hand for row 0: sum of word * mult, wrapping mod 2**64
+    expect = sum(int(w) * int(m) for w, m in zip(words[0], mult, strict=True)) % 2**64
+    assert int(k.hash_rows(words, mult)[0]) == expect
+    pool = rng.integers(0, 4, size=(6, 5), dtype=np.uint64)
+    given = pool[[2, 0, 5, 1]].copy()
+    given[2, 4] += 1  # differs in the last word only
+    cands = np.array([2, 0, 5, -1])  # -1: no candidate
+    expected = [True, True, False, False]
+    assert k.equal_rows(pool, cands, given).tolist() == expected
+    assert k._equal_rows_numpy(pool, cands, given).tolist() == expected

@@ -248,3 +248,39 @@ def test_bad_arguments():
     acc = NStepAccumulator(n=3, gamma=0.9, num_envs=2)
     with pytest.raises(ValueError, match="num_envs=2"):
         acc.push([[0.0]], [0], [1.0], [[1.0]], [False], [False])
+
+
+def test_copy_false_keeps_views_and_gives_the_same_transitions():
+    # two envs, n = 2: each push is a fresh array the caller never writes again
+    # (the VecEnv contract). Env e, step t: obs 100 * e + t, next_obs obs + 0.5.
+    def pushes(copy):
+        acc, out = NStepAccumulator(n=2, gamma=G, num_envs=2), []
+        for t in range(3):
+            obs = np.array([[t], [100.0 + t]])
+            tr = acc.push(
+                obs, [t, t], [R[t], R[3 + t]], obs + 0.5, [False] * 2, [False] * 2, copy=copy
+            )
+            out.append((obs, tr))
+        return out
+
+    copied, viewed = pushes(True), pushes(False)
+    for (_, a), (_, b) in zip(copied, viewed, strict=True):
+        assert rows(a) == rows(b)
+    # push 1 finished env 0's window 0 and env 1's window 0: returns 1 + 0.5 * 2 and
+    # 8 + 0.5 * 16; without copies its obs IS the array pushed first (no stacking)
+    assert rows(viewed[1][1]) == [(0.0, 0, 2.0, 1.5, 0.25), (100.0, 0, 16.0, 101.5, 0.25)]
+    assert viewed[1][1].obs is viewed[0][0]
+    assert copied[1][1].obs is not copied[0][0]
+
+
+def test_rows_are_stacked_when_the_pushed_array_is_a_reordered_view():
+    # the obs pushed is a reversed view of a buffer: its rows are not the buffer's rows
+    # in order, so the no-copy path must not hand the buffer back as the stack
+    acc, trs = NStepAccumulator(n=2, gamma=G, num_envs=2), []
+    for t in range(2):
+        base = np.array([[100.0 + t], [float(t)]])  # reversed: env 0 sees t, env 1 100 + t
+        obs = base[::-1]
+        trs.append(
+            acc.push(obs, [t, t], [R[t], R[3 + t]], obs + 0.5, [False] * 2, [False] * 2, copy=False)
+        )
+    assert rows(trs[1]) == [(0.0, 0, 1 + 0.5 * 2, 1.5, 0.25), (100.0, 0, 8 + 0.5 * 16, 101.5, 0.25)]

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rlkit.agent.replay.frames_kernels import equal_rows, hash_rows
 from rlkit.agent.replay.storage import write_fields_and_advance
 
 _HASH_SEED = 0x5EED_F2A3E5  # fixes the multipliers of FrameStackStorage._frame_hashes
@@ -89,6 +90,8 @@ class FrameStackStorage:
         self._mult = np.random.default_rng(_HASH_SEED).integers(
             0, 2**63, size=words, dtype=np.uint64
         ) * np.uint64(2) + np.uint64(1)  # fixed random odd multipliers of _frame_hashes
+        rows = self.frames.reshape(pool, -1)  # the pool's frames as rows, for byte checks
+        self._pool_rows = rows.view(np.uint64) if rows.shape[1] % 8 == 0 else rows
 
     @property
     def nbytes(self) -> int:
@@ -111,7 +114,7 @@ class FrameStackStorage:
 
     # ------------------------------------------------------------------ frames
     def _frame_hashes(self, frames: np.ndarray) -> list[int]:
-        """Content hashes of ``frames`` [m, H, W] uint8, one NumPy pass for all of them:
+        """Content hashes of ``frames`` [m, H, W] uint8, one compiled pass for all of them:
         each frame's bytes as uint64 words (zero-padded), ``sum_i word_i * mult_i`` mod
         2**64 with fixed random odd multipliers. A lookup key only: every match is
         checked byte for byte, so a collision costs a duplicate frame, never a wrong one."""
@@ -121,7 +124,7 @@ class FrameStackStorage:
             padded = np.zeros((m, 8 * len(self._mult)), dtype=np.uint8)
             padded[:, : flat.shape[1]] = flat
             flat = padded
-        return np.einsum("ij,j->i", flat.view(np.uint64), self._mult).tolist()
+        return hash_rows(flat.view(np.uint64), self._mult).tolist()
 
     def _acquire(self, frame: np.ndarray, key: int) -> int:
         """The id of a live frame equal to ``frame`` (hash ``key``), storing it if none
@@ -225,23 +228,13 @@ class FrameStackStorage:
 
     def _check_live(self, frames: np.ndarray, cands: list[int]) -> list[bool]:
         """For each of ``frames`` [m, H, W], whether it equals byte for byte its candidate
-        live frame ``cands[p]`` (-1: none), all compared in one pass."""
-        hit = [p for p, c in enumerate(cands) if c >= 0]
-        if not hit:
-            return [False] * len(cands)
-        stored = self.frames[[cands[p] for p in hit]].reshape(len(hit), -1)
-        given = frames.reshape(len(frames), -1)
-        if len(hit) < len(cands):
-            given = given[hit]
-        if stored.shape[1] % 8 == 0 and given.flags.c_contiguous:  # compare 8 bytes at a time
-            stored, given = stored.view(np.uint64), given.view(np.uint64)
-        equal = (stored == given).all(axis=1).tolist()
-        if len(hit) == len(cands):
-            return equal
-        out = [False] * len(cands)
-        for p, eq in zip(hit, equal, strict=True):
-            out[p] = eq
-        return out
+        live frame ``cands[p]`` (-1: none), compared in place (8 bytes at a time where the
+        frame size allows)."""
+        given = np.ascontiguousarray(frames).reshape(len(frames), -1)
+        pool = self._pool_rows
+        if pool.dtype == np.uint64:
+            given = given.view(np.uint64)
+        return equal_rows(pool, np.asarray(cands, dtype=np.int64), given).tolist()
 
     def _find_or_store(self, frames, keys, cands, same, rows, written: set, ids: list) -> None:
         """``_acquire`` of ``frames[p]`` for ``p`` in ``rows`` (appending the ids to ``ids``)

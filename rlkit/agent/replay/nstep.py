@@ -31,6 +31,21 @@ from rlkit.types import Transition
 _Step = tuple[np.ndarray, int, float, np.ndarray]
 
 
+def _rows_of(array, rows: list[np.ndarray]) -> bool:
+    """Whether ``rows[e]`` is exactly the memory of ``array[e]`` for every ``e`` (same
+    start, shape and strides), so ``array`` can stand for their stack without a copy."""
+    if not isinstance(array, np.ndarray) or len(array) != len(rows) or array.ndim < 1:
+        return False
+    start, step = array.__array_interface__["data"][0], array.strides[0]
+    shape, strides = array.shape[1:], array.strides[1:]
+    return all(
+        r.shape == shape
+        and r.strides == strides
+        and r.__array_interface__["data"][0] == start + e * step
+        for e, r in enumerate(rows)
+    )
+
+
 class NStepAccumulator:
     """Turns per-step transitions of ``num_envs`` parallel envs into n-step transitions.
 
@@ -50,43 +65,33 @@ class NStepAccumulator:
         self.gamma = float(gamma)
         self.num_envs = int(num_envs)
         self._pending: list[deque[_Step]] = [deque() for _ in range(self.num_envs)]
+        self._recent: deque[np.ndarray] = deque(maxlen=self.n)  # the last n pushed obs
 
     def push(
-        self, obs, action, reward, next_obs, terminated, truncated, mask=None
+        self, obs, action, reward, next_obs, terminated, truncated, mask=None, *, copy=True
     ) -> Transition | None:
         """Add one step of every env; return the n-step transitions that finished.
 
         All arguments have a leading ``num_envs`` dimension: ``obs``/``next_obs``
         [E, *obs_shape], ``action``/``reward``/``terminated``/``truncated`` [E].
         ``mask`` [E] bool (optional): envs where it is False did not make a real step
-        (e.g. a vector env's auto-reset step) and are skipped.
+        (e.g. a vector env's auto-reset step) and are skipped. ``copy=False``: the caller
+        owns ``obs`` and ``next_obs`` and never writes to them again (as with every
+        ``rlkit.envs`` backend), so pending steps keep views instead of copies.
         """
-        obs = np.array(obs, copy=True)  # the env may reuse its buffers
-        next_obs = np.array(next_obs, copy=True)
+        if copy:  # the env may reuse its buffers
+            obs, next_obs = np.array(obs, copy=True), np.array(next_obs, copy=True)
+        else:
+            obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         action = np.asarray(action).reshape(-1)
         reward = np.asarray(reward, dtype=np.float64).reshape(-1)
         terminated = np.asarray(terminated, dtype=bool).reshape(-1)
         truncated = np.asarray(truncated, dtype=bool).reshape(-1)
-        named = {
-            "obs": obs,
-            "action": action,
-            "reward": reward,
-            "next_obs": next_obs,
-            "terminated": terminated,
-            "truncated": truncated,
-        }
-        for name, a in named.items():
-            if a.ndim == 0 or a.shape[0] != self.num_envs:
-                raise ValueError(
-                    f"n-step push: {name} must have a leading dimension of num_envs="
-                    f"{self.num_envs}, got shape {a.shape}"
-                )
-        valid = None if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
-        if valid is not None and valid.shape[0] != self.num_envs:
-            raise ValueError(f"n-step push: mask must have num_envs={self.num_envs} entries")
+        valid = self._check(obs, action, reward, next_obs, terminated, truncated, mask)
         if self.n == 1:  # every real step is a finished window: no queues needed
             return self._one_step(obs, action, reward, next_obs, terminated, valid)
         out: list[tuple[np.ndarray, int, float, np.ndarray, float]] = []
+        self._recent.append(obs)
         ends = (terminated | truncated).tolist()
         rewards = reward.tolist()  # the same Python floats as float(reward[e])
         for e, steps in enumerate(self._pending):
@@ -111,18 +116,36 @@ class NStepAccumulator:
             discount=np.array([w[4] for w in out], dtype=np.float32),
         )
 
+    def _check(self, obs, action, reward, next_obs, terminated, truncated, mask):
+        """ValueError unless every argument of ``push`` has ``num_envs`` rows; returns the
+        mask as [E] bool (None without one)."""
+        named = {
+            "obs": obs,
+            "action": action,
+            "reward": reward,
+            "next_obs": next_obs,
+            "terminated": terminated,
+            "truncated": truncated,
+        }
+        for name, a in named.items():
+            if a.ndim == 0 or a.shape[0] != self.num_envs:
+                raise ValueError(
+                    f"n-step push: {name} must have a leading dimension of num_envs="
+                    f"{self.num_envs}, got shape {a.shape}"
+                )
+        valid = None if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
+        if valid is not None and valid.shape[0] != self.num_envs:
+            raise ValueError(f"n-step push: mask must have num_envs={self.num_envs} entries")
+        return valid
+
     def _stacks(self, out: list, next_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The windows' obs and next_obs stacked [K, *obs_shape]. Without copies when every
-        env finished exactly one window: then their first steps' obs are the rows of one
-        pushed obs array (whose steps have all left the queues) and their next_obs are
-        this push's ``next_obs`` (returned read-only: its rows are still pending)."""
-        first = out[0][0].base
-        if (
-            len(out) == self.num_envs
-            and first is not None
-            and len(first) == len(out)
-            and all(w[0].base is first for w in out)
-        ):
+        env finished exactly one window: then their first steps' obs can be the rows of
+        the obs array pushed n - 1 pushes ago (checked: the same memory, row for row;
+        those steps have all left the queues) and their next_obs are this push's
+        ``next_obs`` (returned read-only: its rows are still pending)."""
+        first = self._recent[0] if len(self._recent) == self.n else None
+        if len(out) == self.num_envs and _rows_of(first, [w[0] for w in out]):
             shared = next_obs.view()
             shared.flags.writeable = False
             return first, shared
@@ -157,6 +180,7 @@ class NStepAccumulator:
         for e, steps in enumerate(self._pending):
             if env is None or e == env:
                 steps.clear()
+        self._recent.clear()
 
     @property
     def num_pending(self) -> list[int]:
@@ -204,4 +228,5 @@ class NStepAccumulator:
                 )
                 steps.append(step)
             pending.append(steps)
+        self._recent.clear()
         self._pending = pending
