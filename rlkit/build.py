@@ -7,7 +7,9 @@ seeds. Each switch is read by the builder of its layer and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -53,6 +55,7 @@ __all__ = [
     "check_replay_fits",
     "dedup_frames",
     "eval_seed",
+    "loop_class",
     "make_envs",
     "make_optimizer",
     "replay_bytes",
@@ -81,6 +84,17 @@ def build_cadence(config: Config) -> Cadence:
         checkpoint_every=t.checkpoint_every,
         log_every=t.log_every,
     )
+
+
+def loop_class(config: Config) -> Callable[..., Trainer]:
+    """The loop of ``trainer.mode``: the sync ``Trainer``, or the async one with its
+    settings bound (same constructor arguments otherwise)."""
+    t = config.trainer
+    if t.mode == "sync":
+        return Trainer
+    from rlkit.loops.asynchronous import AsyncTrainer
+
+    return partial(AsyncTrainer, actor_lag=t.actor_lag, publish_every=t.publish_every)
 
 
 @dataclass
@@ -145,7 +159,7 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
             gamma=config.learner.gamma,
         )
 
-    trainer = Trainer(
+    trainer = loop_class(config)(
         collector=Collector(envs, policy),
         nstep=nstep,
         replay=replay,

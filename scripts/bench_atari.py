@@ -337,8 +337,9 @@ def acting_breakdown(args) -> dict[str, float]:
 
     collector, trainer = ours.trainer.collector, ours.trainer
     inner = getattr(collector.envs, "envs", None)
-    if inner is not None:  # the backend's own call that blocks until the envs stepped
-        wrap(inner, "recv" if hasattr(inner, "recv") else "step", "env")
+    if inner is not None:  # the backend's own calls (raw stepping makes them too)
+        for name in ("send", "recv") if hasattr(inner, "recv") else ("step",):
+            wrap(inner, name, "env")
     for obj, name, key in (
         (collector.envs, "step_async", "adapter+env"),
         (collector.envs, "step_wait", "adapter+env"),
@@ -355,7 +356,7 @@ def acting_breakdown(args) -> dict[str, float]:
     ms = {k: 1000 * v / vector_steps for k, v in spent.items()}
     env = ms.get("env", ms["adapter+env"])
     return {
-        "waiting for the envs (raw step less the overlapped work)": env,
+        "the backend's own calls (send + recv: raw stepping less the overlapped work)": env,
         "adapter": ms["adapter+env"] - env,
         "policy": ms["policy"],
         "collector (rest)": ms["collector"] - ms["adapter+env"] - ms["policy"],

@@ -366,6 +366,41 @@ MUTANTS = [
         "        return bool(learning or periodic or after >= c.total_steps)\n",
         "        return bool(periodic or after >= c.total_steps)\n",
     ),
+    Mutant(
+        "async-lag-ignored",
+        "the async actor runs further ahead than trainer.actor_lag",
+        "rlkit/loops/asynchronous.py",
+        "env_steps - self._taken_in > self.lag\n",
+        "env_steps - self._taken_in > self.lag + 4\n",
+    ),
+    Mutant(
+        "async-publish-every-ignored",
+        "trainer.publish_every ignored: a snapshot after every phase",
+        "rlkit/loops/asynchronous.py",
+        "updates - self._published_at >= self.publish_every",
+        "updates - self._published_at >= 1",
+    ),
+    Mutant(
+        "async-no-hold-at-checkpoints",
+        "the async actor steps past a checkpoint before it is saved",
+        "rlkit/loops/asynchronous.py",
+        "                or (self.holds(env_steps) and self._taken_in < env_steps)\n",
+        "",
+    ),
+    Mutant(
+        "async-stop-drops-sent-steps",
+        "a stop request drops the steps the actor already sent",
+        "rlkit/loops/asynchronous.py",
+        "            if not stopping and stop is not None and stop():\n",
+        "            if not stopping and stop is not None and stop():\n                return True\n",
+    ),
+    Mutant(
+        "async-mode-ignored",
+        "trainer.mode ignored: always the sync loop",
+        "rlkit/build.py",
+        '    if t.mode == "sync":\n',
+        "    if True:\n",
+    ),
 ]
 
 

@@ -233,6 +233,12 @@ class TrainerConfig:
     num_threads: int = field(default=1, metadata=at_least(0))
     #: plain ReLU MLP nets: hand-written backward pass and NumPy acting on CPU (same maths; false = torch autograd throughout).
     fast_mlp: bool = True
+    #: sync (act, then learn, in one thread; deterministic) or async (an actor thread acts while the learner trains; the same replay ratio and schedules, counted in the env steps the learner has taken in).
+    mode: Literal["sync", "async"] = "sync"
+    #: async: env steps the actor may run ahead of the learner (>= 0; 0 = lockstep, which equals sync); acting uses parameters at most this much older than in sync.
+    actor_lag: int = field(default=64, metadata=at_least(0))
+    #: async: updates between the parameter snapshots the actor acts with (>= 1), published at the end of a training phase.
+    publish_every: int = field(default=1, metadata=at_least(1))
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,18 @@ on after it, without a reset). ``StepOutput.terminated`` is the learning termina
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from rlkit.agent.policy import EpsilonGreedy
+from rlkit.agent.replay import NStepAccumulator
 from rlkit.envs.base import VecEnv
+from rlkit.types import Transition
 
-__all__ = ["Collector", "EpsilonGreedy", "StepOutput"]
+__all__ = ["Collector", "EpsilonGreedy", "StepOutput", "nstep_transitions"]
 
 
 class StepOutput(NamedTuple):
@@ -39,6 +42,20 @@ class StepOutput(NamedTuple):
     episode_end: np.ndarray  # [N] bool: the env's episode (game) ended at this step
     episode_returns: list[float]  # undiscounted returns of episodes that ended this step
     episode_lengths: list[int]  # their lengths in env steps
+
+
+def nstep_transitions(
+    nstep: NStepAccumulator,
+    out: StepOutput,
+    learn_reward: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Transition | None:
+    """The n-step transitions that ``out`` finished, with the rewards ``learn_reward`` maps
+    the env's to (None: the env's own). Every VecEnv step is a real transition for every
+    env (no mask), and VecEnv arrays are the caller's (no copies)."""
+    reward = out.reward if learn_reward is None else learn_reward(out.reward)
+    return nstep.push(
+        out.obs, out.action, reward, out.next_obs, out.terminated, out.truncated, copy=False
+    )
 
 
 class Collector:

@@ -52,9 +52,9 @@ from rlkit.agent.learner import DQNLearner
 from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
 from rlkit.agent.schedules import Schedule
 from rlkit.loops.cadence import Cadence, Counters, _Window, crossings
-from rlkit.loops.collector import Collector, StepOutput
+from rlkit.loops.collector import Collector, StepOutput, nstep_transitions
 from rlkit.loops.evaluate import EvalResult
-from rlkit.types import Logger, LossOutput
+from rlkit.types import Logger, LossOutput, Transition
 
 
 class NumericalError(RuntimeError):
@@ -268,17 +268,21 @@ class Trainer:
             self._store(out)
 
     def _store(self, out: StepOutput) -> None:
-        # every VecEnv step is a real transition for every env: no mask to apply
-        reward = out.reward if self.learn_reward is None else self.learn_reward(out.reward)
-        finished = self.nstep.push(  # VecEnv arrays are the caller's: no copies
-            out.obs, out.action, reward, out.next_obs, out.terminated, out.truncated, copy=False
+        self._keep(
+            nstep_transitions(self.nstep, out, self.learn_reward),
+            out.episode_returns,
+            out.episode_lengths,
         )
+
+    def _keep(self, finished: Transition | None, returns: list, lengths: list) -> None:
+        """Add the finished n-step transitions to replay and the episodes that ended to
+        the logging window."""
         if finished is not None:
             self.replay.add(*finished)
-        if out.episode_returns:
-            self._window.returns += out.episode_returns
-            self._window.lengths += out.episode_lengths
-            self.counters.episodes += len(out.episode_returns)
+        if returns:
+            self._window.returns += returns
+            self._window.lengths += lengths
+            self.counters.episodes += len(returns)
 
     def _learn(self, before: int, after: int) -> None:
         """The training phases due in ``(before, after]``, then the policy's new parameters
@@ -325,12 +329,17 @@ class Trainer:
                 self._store_pending()
                 self._save()
                 return counters
+        self._finish_run()
+        return counters
+
+    def _finish_run(self) -> None:
+        """After the last step: check the weights, log what is left of the window, the
+        final evaluation and the final checkpoint."""
         self._check_parameters()
         if self._window.updates or self._window.returns:
-            self._log_window(counters.env_steps)
+            self._log_window(self.counters.env_steps)
         self.run_evaluation()
         self._save()
-        return counters
 
     # ------------------------------------------------------------------ checkpointing
 
