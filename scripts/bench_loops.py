@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--lag {args.lag} --threads {args.threads}"
     )
     print()
-    print("| workload | sync steps/s | async steps/s | async / sync | sync updates/s | async updates/s |")
+    print(
+        "| workload | sync steps/s | async steps/s | async / sync | sync updates/s | async updates/s |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.workloads:
         needs = WORKLOADS[name][1]
