@@ -122,7 +122,20 @@ def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLea
         manual_gradients=config.trainer.fast_mlp,
         # double_q, loss and c51_priority are read once, by build_objective
         objective=build_objective(config, net),
+        compile=compile_options(config, device),
     )
+
+
+def compile_options(config: Config, device: torch.device) -> dict | None:
+    """``torch.compile`` options of ``learner.compile`` / ``compile_mode`` (None: eager);
+    ``auto`` is CUDA graphs (``reduce-overhead``) on a GPU and the default mode on a CPU."""
+    lc = config.learner
+    if not lc.compile:
+        return None
+    mode = lc.compile_mode
+    if mode == "auto":
+        mode = "reduce-overhead" if device.type == "cuda" else "default"
+    return {"mode": mode}
 
 
 def dedup_frames(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> bool:

@@ -22,7 +22,13 @@ from rlkit.agent.objectives.base import Forwards, NoiseDraws, Objective
 from rlkit.agent.objectives.c51 import PRIORITIES as C51_PRIORITIES
 from rlkit.agent.objectives.scalar import LOSS_GRADS, LOSSES
 from rlkit.agent.optim import AdamStep
-from rlkit.agent.updaters import AutogradUpdater, ManualMLPUpdater, batch_slice, clip_grad_norm
+from rlkit.agent.updaters import (
+    AutogradUpdater,
+    CompiledUpdater,
+    ManualMLPUpdater,
+    batch_slice,
+    clip_grad_norm,
+)
 from rlkit.types import Batch, LossOutput
 
 __all__ = [
@@ -100,6 +106,9 @@ class DQNLearner:
         objective: the loss (``rlkit.agent.objectives.make``); default: the objective
             of the net's readout built from ``double_q``, ``loss`` and ``c51_priority``
             (which are ignored when ``objective`` is given).
+        compile: ``torch.compile`` options (``backend``, ``mode``) to compile the
+            objective with (``CompiledUpdater``; autograd, so ``manual_gradients`` is then
+            ignored); None: eager.
 
     ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the objective's
     new priorities and the metrics ``loss``, the objective's (``q_mean``,
@@ -121,6 +130,7 @@ class DQNLearner:
         c51_priority: str = "kl",
         manual_gradients: bool = True,
         objective: Objective | None = None,
+        compile: dict | None = None,
     ) -> None:
         if noise_cadence not in NOISE_CADENCES:
             raise ValueError(
@@ -154,10 +164,16 @@ class DQNLearner:
         self._published: dict[str, torch.Tensor] | None = None  # see params()
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
         self._optimizer_step = AdamStep(optimizer)
-        self._updater = self._make_updater(manual_gradients)
+        self._updater = self._make_updater(manual_gradients, compile)
         self._manual = self._updater if isinstance(self._updater, ManualMLPUpdater) else None
 
-    def _make_updater(self, manual_gradients: bool) -> AutogradUpdater | ManualMLPUpdater:
+    def _make_updater(
+        self, manual_gradients: bool, compile: dict | None
+    ) -> AutogradUpdater | ManualMLPUpdater:
+        if compile is not None:
+            return CompiledUpdater(
+                self.objective, self._params, self.max_grad_norm, self._optimizer_step, **compile
+            )
         if manual_gradients and ManualMLPUpdater.supports(self.objective, self.online):
             return ManualMLPUpdater(
                 self.objective, self.online, self.max_grad_norm, self._optimizer_step

@@ -171,6 +171,10 @@ class LearnerConfig:
     max_grad_norm: float | None = field(default=10.0, metadata=above(0))
     #: C51 priority of a sample: kl (KL divergence of the projected target from the prediction, Hessel et al. 2018) or cross_entropy (KL + the target's entropy, as many implementations use).
     c51_priority: Literal["kl", "cross_entropy"] = "kl"
+    #: compile the objective (forwards, target, loss, priorities, and its backward) with torch.compile; false = eager.
+    compile: bool = False
+    #: torch.compile mode when learner.compile: auto (reduce-overhead, i.e. CUDA graphs, on cuda; default on cpu), default, reduce-overhead or max-autotune.
+    compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune"] = "auto"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""The compiled learner (``learner.compile``) against the eager one: the same losses,
+priorities, metrics and weights within float tolerance, for every head and switch.
+
+The grid runs ``torch.compile`` with the ``aot_eager`` backend (Dynamo's capture and
+AOTAutograd's backward, eager kernels: seconds per case); the inductor backend, which
+generates code, is checked on two cases in the slow suite."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from rlkit.agent.learner import DQNLearner
+from rlkit.agent.nn import QNetwork
+from rlkit.agent.updaters import CompiledUpdater
+from rlkit.build import build_learner
+from rlkit.config import from_dict
+from tests.component.test_learner import make_batch
+
+CASES = {
+    "scalar huber double-q": dict(net={}, learner={}),
+    "scalar mse max-target": dict(net={}, learner=dict(double_q=False, loss="mse")),
+    "scalar, no target network": dict(net={}, learner=dict(use_target_network=False)),
+    "dueling noisy, paper cadence": dict(net=dict(dueling=True, noisy=True), learner={}),
+    "dueling noisy, per_update": dict(
+        net=dict(dueling=True, noisy=True), learner=dict(noise_cadence="per_update")
+    ),
+    "c51 kl": dict(net=dict(atoms=11), learner={}),
+    "c51 cross-entropy, noisy dueling": dict(
+        net=dict(atoms=11, noisy=True, dueling=True), learner=dict(c51_priority="cross_entropy")
+    ),
+    "no clipping": dict(net={}, learner=dict(max_grad_norm=None)),
+}
+
+
+def learner_pair(case: dict, compile: dict):
+    torch.manual_seed(0)
+    net = QNetwork((4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, **case["net"])
+    net_c = copy.deepcopy(net)
+
+    def make(n, **extra):
+        opt = torch.optim.Adam(n.parameters(), lr=1e-2, fused=True)
+        return DQNLearner(n, opt, manual_gradients=False, **case["learner"], **extra)
+
+    return make(net), make(net_c, compile=compile)
+
+
+def updates(learner: DQNLearner, seed: int = 0):
+    torch.manual_seed(seed)  # the same noise draws for both learners
+    outs = [learner.update(make_batch(16, seed=k)) for k in range(3)]
+    many = learner.update_many(make_batch(32, seed=9), 2)
+    return outs + many
+
+
+def assert_same_updates(eager: DQNLearner, compiled: DQNLearner, tol: float) -> None:
+    assert isinstance(compiled._updater, CompiledUpdater)
+    assert not isinstance(eager._updater, CompiledUpdater)
+    a, b = updates(eager), updates(compiled)
+    for x, y in zip(a, b, strict=True):
+        assert x.metrics.keys() == y.metrics.keys()
+        for key in x.metrics:
+            assert y.metrics[key] == pytest.approx(x.metrics[key], rel=tol, abs=tol), key
+        np.testing.assert_allclose(y.priorities, x.priorities, rtol=tol, atol=tol)
+    for (name, p), q in zip(
+        eager.online.state_dict().items(), compiled.online.state_dict().values()
+    ):
+        torch.testing.assert_close(q, p, rtol=tol, atol=tol, msg=name)
+    assert eager.updates == compiled.updates == 5
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_compiled_updates_equal_eager_ones(name):
+    eager, compiled = learner_pair(CASES[name], {"backend": "aot_eager"})
+    assert_same_updates(eager, compiled, tol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["scalar huber double-q", "c51 cross-entropy, noisy dueling"])
+def test_inductor_compiled_updates_equal_eager_ones(name):
+    eager, compiled = learner_pair(CASES[name], {"backend": "inductor"})
+    assert_same_updates(eager, compiled, tol=1e-4)
+
+
+def config(**learner):
+    return from_dict(
+        {
+            "network": {"hidden_sizes": [8]},
+            "learner": learner,
+            "trainer": {"device": "cpu"},
+        }
+    )
+
+
+def test_learner_compile_switch_reaches_the_updater():
+    net = QNetwork((4,), 2, hidden_sizes=(8,))
+    eager = build_learner(config(), net, torch.device("cpu"))
+    assert not isinstance(eager._updater, CompiledUpdater)
+    compiled = build_learner(config(compile=True), net, torch.device("cpu"))
+    assert isinstance(compiled._updater, CompiledUpdater)
+    assert compiled._updater.mode == "default"  # auto on a CPU
+    tuned = build_learner(
+        config(compile=True, compile_mode="max-autotune"), net, torch.device("cpu")
+    )
+    assert tuned._updater.mode == "max-autotune"
