@@ -21,7 +21,7 @@ from rlkit.agent.nn.qnet import QNetwork
 from rlkit.agent.objectives.base import Objective
 from rlkit.agent.policy import EpsilonGreedy
 from rlkit.agent.replay import PrioritizedReplayBuffer, ReplayBuffer
-from rlkit.agent.replay.frames import frame_storage_bytes
+from rlkit.agent.replay.frames import frame_pool_size, frame_storage_bytes
 from rlkit.agent.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
 from rlkit.config import Config, ConfigError
 
@@ -123,6 +123,7 @@ def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLea
         # double_q, loss and c51_priority are read once, by build_objective
         objective=build_objective(config, net),
         compile=compile_options(config, device),
+        precision=lc.precision,
     )
 
 
@@ -204,6 +205,7 @@ def build_replay(
     check_replay_fits(config, obs_shape, obs_dtype)
     r = config.replay
     dedup = dedup_frames(config, obs_shape, obs_dtype)
+    on_device = frames_on_device(config, obs_shape, obs_dtype, device)
     if r.prioritized:
         return PrioritizedReplayBuffer(
             r.capacity,
@@ -214,10 +216,41 @@ def build_replay(
             device=device,
             seed=seed,
             dedup_frames=dedup,
+            frames_on_device=on_device,
         )
     return ReplayBuffer(
-        r.capacity, obs_shape, obs_dtype, device=device, seed=seed, dedup_frames=dedup
+        r.capacity,
+        obs_shape,
+        obs_dtype,
+        device=device,
+        seed=seed,
+        dedup_frames=dedup,
+        frames_on_device=on_device,
     )
+
+
+def frames_on_device(
+    config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype, device: torch.device
+) -> bool:
+    """``replay.frames_on_device``, checked: it needs frame replay, and on a GPU a pool
+    that fits in its free memory (ConfigError naming the keys otherwise)."""
+    if not config.replay.frames_on_device:
+        return False
+    if not dedup_frames(config, obs_shape, obs_dtype):
+        raise ConfigError(
+            "replay.frames_on_device needs frame replay: uint8 frame-stack observations "
+            f"(got {tuple(obs_shape)} {np.dtype(obs_dtype)}) and replay.dedup_frames: true"
+        )
+    if device.type == "cuda":
+        pool = frame_pool_size(config.replay.capacity, obs_shape[0]) * int(np.prod(obs_shape[1:]))
+        free, _ = torch.cuda.mem_get_info(device)
+        if pool > free:
+            raise ConfigError(
+                f"replay.frames_on_device: the frame pool needs {pool / 2**30:.1f} GiB on "
+                f"{device}, {free / 2**30:.1f} GiB are free; lower replay.capacity or set "
+                "replay.frames_on_device=false"
+            )
+    return True
 
 
 def build_epsilon(config: Config) -> Schedule:

@@ -36,6 +36,7 @@ __all__ = [
     "LOSSES",
     "LOSS_GRADS",
     "NOISE_CADENCES",
+    "PRECISIONS",
     "DQNLearner",
     "batch_slice",
     "clip_grad_norm",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 NOISE_CADENCES = ("paper", "per_update")
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @torch.no_grad()
@@ -109,6 +111,9 @@ class DQNLearner:
         compile: ``torch.compile`` options (``backend``, ``mode``) to compile the
             objective with (``CompiledUpdater``; autograd, so ``manual_gradients`` is then
             ignored); None: eager.
+        precision: ``"fp32"``, or ``"bf16"``: the objective under ``torch.autocast`` in
+            bfloat16 (weights, gradients and Adam stay float32; autograd, so
+            ``manual_gradients`` is then ignored).
 
     ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the objective's
     new priorities and the metrics ``loss``, the objective's (``q_mean``,
@@ -131,6 +136,7 @@ class DQNLearner:
         manual_gradients: bool = True,
         objective: Objective | None = None,
         compile: dict | None = None,
+        precision: str = "fp32",
     ) -> None:
         if noise_cadence not in NOISE_CADENCES:
             raise ValueError(
@@ -164,16 +170,21 @@ class DQNLearner:
         self._published: dict[str, torch.Tensor] | None = None  # see params()
         self._params = [p for group in optimizer.param_groups for p in group["params"]]
         self._optimizer_step = AdamStep(optimizer)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         self._updater = self._make_updater(manual_gradients, compile)
         self._manual = self._updater if isinstance(self._updater, ManualMLPUpdater) else None
 
     def _make_updater(
         self, manual_gradients: bool, compile: dict | None
     ) -> AutogradUpdater | ManualMLPUpdater:
+        autocast = PRECISIONS[self.precision]
+        args = (self.objective, self._params, self.max_grad_norm, self._optimizer_step, autocast)
         if compile is not None:
-            return CompiledUpdater(
-                self.objective, self._params, self.max_grad_norm, self._optimizer_step, **compile
-            )
+            return CompiledUpdater(*args, **compile)
+        if autocast is not None:
+            return AutogradUpdater(*args)
         if manual_gradients and ManualMLPUpdater.supports(self.objective, self.online):
             return ManualMLPUpdater(
                 self.objective, self.online, self.max_grad_norm, self._optimizer_step

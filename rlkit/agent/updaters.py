@@ -58,9 +58,14 @@ class AutogradUpdater:
         params: list[torch.Tensor],
         max_grad_norm: float | None,
         optimizer_step: Callable[[], None],
+        autocast: torch.dtype | None = None,
     ) -> None:
+        """``autocast``: run the objective under ``torch.autocast`` with this dtype (e.g.
+        ``torch.bfloat16``); weights, gradients and the optimizer stay float32."""
         self.objective, self.params = objective, params
         self.max_grad_norm, self.optimizer_step = max_grad_norm, optimizer_step
+        self.autocast = autocast
+        self._device_type = params[0].device.type if params else "cpu"
 
     def run(
         self,
@@ -78,13 +83,18 @@ class AutogradUpdater:
         return outs
 
     def _one(self, batch: Batch, forwards: Forwards) -> LossOutput:
-        out = self.objective(batch, forwards)
+        if self.autocast is None:
+            out = self.objective(batch, forwards)
+        else:
+            with torch.autocast(self._device_type, dtype=self.autocast):
+                out = self.objective(batch, forwards)
         for param in self.params:
             param.grad = None
         out.loss.backward()
         grad_norm = clip_grad_norm(self.params, self.max_grad_norm)
         self.optimizer_step()
-        values = torch.stack([out.loss.detach(), *out.metrics.values(), grad_norm]).tolist()
+        scalars = [out.loss.detach(), *out.metrics.values(), grad_norm]
+        values = torch.stack([v.float() for v in scalars]).tolist()
         metrics = dict(zip(["loss", *out.metrics, "grad_norm"], values, strict=True))
         return LossOutput(
             loss=values[0], priorities=out.priorities.double().cpu().numpy(), metrics=metrics
@@ -109,11 +119,12 @@ class CompiledUpdater(AutogradUpdater):
         params: list[torch.Tensor],
         max_grad_norm: float | None,
         optimizer_step: Callable[[], None],
+        autocast: torch.dtype | None = None,
         *,
         backend: str = "inductor",
         mode: str | None = None,
     ) -> None:
-        super().__init__(objective, params, max_grad_norm, optimizer_step)
+        super().__init__(objective, params, max_grad_norm, optimizer_step, autocast)
         import torch._inductor.config as inductor_config
 
         inductor_config.fallback_random = True

@@ -38,6 +38,7 @@ from rlkit.build import (
     build_network,
     build_policy,
     check_replay_fits,
+    frames_on_device,
     make_envs,
     resolve_device,
 )
@@ -69,14 +70,16 @@ __all__ = [
 
 def check_env(config: Config) -> int:
     """Raise EnvError now for an unknown env id or unsupported spaces, and ConfigError
-    for an unavailable device or a replay buffer that would not fit in memory; returns
+    for an unavailable device, a replay buffer that would not fit in memory or a
+    replay.frames_on_device without frame stacks; returns
     the replay's estimated bytes."""
-    resolve_device(config.trainer.device)
+    device = resolve_device(config.trainer.device)
     envs = make_envs(config, 1)
     try:
         obs_shape, obs_dtype, _ = space_info(envs)
     finally:
         envs.close()
+    frames_on_device(config, obs_shape, obs_dtype, device)
     return check_replay_fits(config, obs_shape, obs_dtype)
 
 

@@ -175,6 +175,8 @@ class LearnerConfig:
     compile: bool = False
     #: torch.compile mode when learner.compile: auto (reduce-overhead, i.e. CUDA graphs, on cuda; default on cpu), default, reduce-overhead or max-autotune.
     compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune"] = "auto"
+    #: arithmetic of the objective: fp32, or bf16 (torch.autocast in bfloat16; weights, gradients and Adam stay float32).
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,8 @@ class ReplayConfig:
     save_in_checkpoint: bool = True
     #: uint8 frame-stack observations [S, H, W] (Atari): store each distinct frame once (~1 frame per transition).
     dedup_frames: bool = True
+    #: frame replay only: also keep the frame pool on trainer.device (uint8; ~7.3 GB per 1M transitions on a GPU) and gather the stacks of each batch there.
+    frames_on_device: bool = False
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,36 @@ def test_learner_compile_switch_reaches_the_updater():
         config(compile=True, compile_mode="max-autotune"), net, torch.device("cpu")
     )
     assert tuned._updater.mode == "max-autotune"
+
+
+@pytest.mark.parametrize("name", ["scalar huber double-q", "c51 cross-entropy, noisy dueling"])
+def test_bf16_updates_track_fp32_ones(name):
+    case = CASES[name]
+    torch.manual_seed(0)
+    net = QNetwork((4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, **case["net"])
+    net_b = copy.deepcopy(net)
+
+    def make(n, **extra):
+        opt = torch.optim.Adam(n.parameters(), lr=1e-3, fused=True)
+        return DQNLearner(n, opt, **case["learner"], **extra)
+
+    fp32, bf16 = make(net), make(net_b, precision="bf16")
+    assert bf16._updater.autocast is torch.bfloat16 and fp32._updater.autocast is None
+    a, b = updates(fp32), updates(bf16)
+    # bfloat16 keeps 8 bits of mantissa (relative error ~0.4% per op): the losses agree
+    # to a few percent, but not exactly (if the switch were ignored they would)
+    for x, y in zip(a, b, strict=True):
+        assert y.loss == pytest.approx(x.loss, rel=0.05)
+    assert any(x.loss != y.loss for x, y in zip(a, b, strict=True))
+    for p, q in zip(net.parameters(), net_b.parameters(), strict=True):
+        assert q.dtype == torch.float32  # weights stay float32
+        torch.testing.assert_close(q, p, rtol=0.0, atol=2e-2)
+
+
+def test_learner_precision_switch_reaches_the_updater():
+    net = QNetwork((4,), 2, hidden_sizes=(8,))
+    learner = build_learner(config(precision="bf16"), net, torch.device("cpu"))
+    assert learner._updater.autocast is torch.bfloat16
+    assert not learner.manual_gradients  # the hand-written backward is float32 only
+    with pytest.raises(ValueError, match="precision must be one of"):
+        DQNLearner(net, torch.optim.Adam(net.parameters()), precision="fp16")

@@ -232,3 +232,40 @@ def test_compiled_frame_kernels_equal_their_numpy_fallbacks():
     expected = [True, True, False, False]
     assert k.equal_rows(pool, cands, given).tolist() == expected
     assert k._equal_rows_numpy(pool, cands, given).tolist() == expected
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_frames_on_device_sample_the_same_batches_as_the_host_pool(prioritized):
+    # the device mirror (here on the CPU device: the same code as on a GPU) must hold
+    # every frame the host pool holds, through wraparound and frame reuse, and a batch
+    # gathered there must equal the host gather, with the same indices and weights
+    cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
+    kwargs = dict(obs_dtype=np.uint8, seed=0, dedup_frames=True)
+    host = cls(120, (STACK, H, W), **kwargs)
+    mirrored = cls(120, (STACK, H, W), frames_on_device=True, **kwargs)
+    nstep = NStepAccumulator(3, 0.99, num_envs=3)
+    for step in trajectories(3, 200, seed=4):
+        out = nstep.push(*step)
+        if out is not None:
+            host.add_transition(out)
+            mirrored.add_transition(out)
+    st = mirrored._storage
+    live = np.flatnonzero(st.refcount)
+    np.testing.assert_array_equal(st.device_frames[live].numpy(), st.frames[live])
+    a, b = host.sample(48, beta=0.5), mirrored.sample(48, beta=0.5)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    for field in ("obs", "action", "reward", "next_obs", "discount", "weights"):
+        x, y = getattr(a, field), getattr(b, field)
+        assert x.dtype == y.dtype and x.device == y.device, field
+        assert torch.equal(x, y), field
+    # a restored buffer fills its device pool from the checkpoint's frames
+    restored = cls(120, (STACK, H, W), frames_on_device=True, **{**kwargs, "seed": 7})
+    restored.load_state_dict(mirrored.state_dict())
+    idx = np.arange(120)
+    for x, y in zip(host._storage.gather(idx), restored._storage.gather(idx), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_frames_on_device_needs_frame_replay():
+    with pytest.raises(ValueError, match="frames_on_device needs dedup_frames"):
+        ReplayBuffer(10, (STACK, H, W), np.uint8, frames_on_device=True)

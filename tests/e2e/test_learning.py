@@ -37,22 +37,32 @@ def train(overrides: list[str], stop_at: float | None = None) -> list[tuple[int,
     return log.evals
 
 
-def test_rainbow_learns_cartpole_on_a_short_budget():
+MODES = {"sync": [], "async": ["trainer.mode=async"]}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_rainbow_learns_cartpole_on_a_short_budget(mode):
     # A uniformly random policy scores about 22 on CartPole-v1.
-    evals = train(["trainer.total_steps=4000", "eval.every=1000", "eval.episodes=5"])
+    evals = train(["trainer.total_steps=4000", "eval.every=1000", "eval.episodes=5", *MODES[mode]])
     assert [step for step, _ in evals] == [1000, 2000, 3000, 4000]
     assert evals[0][1] < 40  # at step 1000 = learning_starts: at most one update yet
     assert max(r for _, r in evals) >= 90, evals
 
 
 @pytest.mark.slow
-def test_rainbow_reaches_475_on_cartpole_within_the_target():
+@pytest.mark.parametrize(
+    "variant", ["sync", "async", "bf16"], ids=["sync", "async", "bf16-autocast"]
+)
+def test_rainbow_reaches_475_on_cartpole_within_the_target(variant):
     """The learning target of docs/benchmarks.md: a greedy evaluation of 475 within 20k
-    env steps at the median over seeds 0-4, and within 50k for every seed."""
+    env steps at the median over seeds 0-4, and within 50k for every seed; in both loop
+    modes and with the objective in bfloat16."""
+    extra = {**MODES, "bf16": ["learner.precision=bf16"]}[variant]
     hits = []
     for seed in range(5):
         evals = train(
-            [f"trainer.seed={seed}", "trainer.total_steps=50000", "eval.every=1000"], stop_at=475
+            [f"trainer.seed={seed}", "trainer.total_steps=50000", "eval.every=1000", *extra],
+            stop_at=475,
         )
         hit = next((step for step, r in evals if r >= 475), None)
         assert hit is not None, (seed, evals)

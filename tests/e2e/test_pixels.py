@@ -149,3 +149,37 @@ def test_missing_extra_is_a_one_line_error_naming_it(capsys, tmp_path, monkeypat
     )
     assert_one_line_error(code, err, env_id, f"needs the {extra} extra", f"rlkit[{extra}]")
     assert not (tmp_path / "r").exists()
+
+
+def test_frames_on_device_reaches_the_replay_and_is_refused_without_frames(capsys, tmp_path):
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from rlkit.agent.replay.device_frames import DeviceFrameStorage
+    from rlkit.build import build
+
+    class Quiet:
+        def log(self, *a):
+            pass
+
+        def close(self):
+            pass
+
+    items = [*TINY, "replay.frames_on_device=true", "network.head_hidden=32"]
+    items += ["trainer.total_steps=120"]
+    config = load_config(CONFIGS / "atari" / "pong_rainbow.yaml", items)
+    c = build(config, Quiet())
+    assert isinstance(c.replay._storage, DeviceFrameStorage)
+    c.trainer.run()  # learning from step 100: batches gathered from the device pool
+    assert c.trainer.counters.updates > 0
+    c.close()
+    # CartPole's observations are not frame stacks: a one-line error naming the key
+    code, _, err = cli(
+        capsys,
+        "train",
+        str(CONFIGS / "cartpole_rainbow.yaml"),
+        "--run-dir",
+        str(tmp_path / "cartpole"),
+        *sets("replay.frames_on_device=true", "trainer.total_steps=10"),
+    )
+    assert_one_line_error(code, err, "replay.frames_on_device needs frame replay")
+    assert not (tmp_path / "cartpole").exists()

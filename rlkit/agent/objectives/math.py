@@ -49,8 +49,11 @@ def categorical_projection(
     between the two neighbouring atoms in proportion to closeness. When ``Tz_j`` lands
     exactly on an atom the whole mass goes to that atom (mass is conserved).
 
-    support: [Z] evenly spaced; next_probs: [B, Z]; reward, discount: [B] -> [B, Z].
+    support: [Z] evenly spaced; next_probs: [B, Z]; reward, discount: [B] -> [B, Z], in
+    the wider of the dtypes of ``next_probs`` and ``reward`` (bfloat16 probabilities of an
+    autocast forward are projected in float32).
     """
+    next_probs = next_probs.to(torch.promote_types(next_probs.dtype, reward.dtype))
     num_atoms = support.shape[0]
     v_min, v_max = support[0], support[-1]
     delta_z = (v_max - v_min) / (num_atoms - 1)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlkit.agent.replay.device_frames import DeviceFrameStorage
 from rlkit.agent.replay.frames import FrameStackStorage
 from rlkit.agent.replay.storage import RingStorage
 from rlkit.agent.replay.sum_tree import SumTree
@@ -43,6 +44,9 @@ class ReplayBuffer:
         seed: seed of the numpy Generator used for sampling.
         dedup_frames: store uint8 frame stacks [S, H, W] with each distinct frame once
             (``rlkit.agent.replay.frames.FrameStackStorage``, ~1 frame per transition).
+        frames_on_device: with ``dedup_frames``, mirror the frame pool on ``device`` and
+            gather the stacks of a batch there
+            (``rlkit.agent.replay.device_frames.DeviceFrameStorage``).
     """
 
     def __init__(
@@ -53,11 +57,17 @@ class ReplayBuffer:
         device: str | torch.device = "cpu",
         seed: int | None = None,
         dedup_frames: bool = False,
+        frames_on_device: bool = False,
     ) -> None:
-        storage_cls = FrameStackStorage if dedup_frames else RingStorage
-        self._storage = storage_cls(capacity, obs_shape, obs_dtype)
-        self._obs_ndim = len(self._storage.obs_shape)
         self.device = torch.device(device)
+        if frames_on_device and not dedup_frames:
+            raise ValueError("frames_on_device needs dedup_frames (uint8 frame stacks)")
+        if frames_on_device:
+            self._storage = DeviceFrameStorage(capacity, obs_shape, obs_dtype, device=self.device)
+        else:
+            storage_cls = FrameStackStorage if dedup_frames else RingStorage
+            self._storage = storage_cls(capacity, obs_shape, obs_dtype)
+        self._obs_ndim = len(self._storage.obs_shape)
         self._to_tensor = _tensor_converter(self.device)
         self._rng = np.random.default_rng(seed)
 
@@ -147,6 +157,8 @@ class ReplayBuffer:
         """Gather the rows ``indices`` (fresh arrays, so batches never alias) as tensors."""
         obs, action, reward, next_obs, discount = self._storage.gather(indices)
         t = self._to_tensor
+        if isinstance(obs, torch.Tensor):  # stacks gathered on the device already
+            return Batch(obs, t(action), t(reward), next_obs, t(discount), t(weights), indices)
         return Batch(
             obs=t(obs),
             action=t(action),
@@ -234,9 +246,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         seed: int | None = None,
         backend: str = "auto",
         dedup_frames: bool = False,
+        frames_on_device: bool = False,
     ) -> None:
         super().__init__(
-            capacity, obs_shape, obs_dtype, device=device, seed=seed, dedup_frames=dedup_frames
+            capacity,
+            obs_shape,
+            obs_dtype,
+            device=device,
+            seed=seed,
+            dedup_frames=dedup_frames,
+            frames_on_device=frames_on_device,
         )
         if alpha < 0:
             raise ValueError(f"PrioritizedReplayBuffer alpha must be >= 0, got {alpha}")

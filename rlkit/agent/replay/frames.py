@@ -224,7 +224,11 @@ class FrameStackStorage:
                 self.dead[i] = False
             self.obs_ids[i], self.next_ids[i] = ids[:s], ids[s:]
             write_fields_and_advance(self, i, action[k], reward[k], discount[k])
+        self._stored(written)
         return slots
+
+    def _stored(self, ids: set[int]) -> None:
+        """Hook: ``ids`` are the pool frames (re)written by the last add (a superset)."""
 
     def _check_live(self, frames: np.ndarray, cands: list[int]) -> list[bool]:
         """For each of ``frames`` [m, H, W], whether it equals byte for byte its candidate
