@@ -40,14 +40,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "atari" / "pong_rainbow.yaml"
-
-
-class NullLogger:
-    def log(self, env_steps: int, scalars: dict[str, float]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import NullLogger, train_more  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,12 +211,7 @@ class RlkitActing:
                     value.fill(0)
 
     def run(self, steps: int) -> None:
-        trainer = self.trainer
-        total = trainer.counters.env_steps + steps
-        trainer.cadence = type(trainer.cadence)(
-            **{**trainer.cadence.__dict__, "total_steps": total}
-        )
-        trainer.run()
+        train_more(self.trainer, steps)
 
     def close(self) -> None:
         self.components.close()

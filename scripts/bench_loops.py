@@ -16,8 +16,6 @@ Workloads: ``cartpole`` (configs/cartpole_rainbow.yaml), ``minatar``
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import platform
 import sys
 import time
@@ -27,6 +25,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchlib import NullLogger, missing, train_more, workload_parser  # noqa: E402
 
 WORKLOADS = {
     "cartpole": ("configs/cartpole_rainbow.yaml", None, ["trainer.learning_starts=500"]),
@@ -43,14 +42,6 @@ WORKLOADS = {
 }
 
 
-class NullLogger:
-    def log(self, env_steps: int, scalars: dict[str, float]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class Loop:
     """One built run in ``mode``; ``run(steps)`` trains ``steps`` more agent steps."""
 
@@ -62,7 +53,7 @@ class Loop:
         sets = [
             f"trainer.mode={mode}",
             f"trainer.actor_lag={args.lag}",
-            "trainer.device=cpu",
+            f"trainer.device={args.device}",
             f"trainer.num_threads={args.threads}",
             "trainer.total_steps=1",
             "trainer.checkpoint_every=0",
@@ -77,12 +68,7 @@ class Loop:
         self.run(self.trainer.cadence.learning_starts + 200)  # past the warm-up
 
     def run(self, steps: int) -> None:
-        trainer = self.trainer
-        total = trainer.counters.env_steps + steps
-        trainer.cadence = type(trainer.cadence)(
-            **{**trainer.cadence.__dict__, "total_steps": total}
-        )
-        trainer.run()
+        train_more(self.trainer, steps)
 
     def close(self) -> None:
         self.components.close()
@@ -111,12 +97,9 @@ def measure(name: str, args) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser = workload_parser(__doc__, WORKLOADS)
     parser.add_argument("--steps", type=int, default=1000, help="agent steps per round")
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--lag", type=int, default=64, help="trainer.actor_lag of async")
-    parser.add_argument("--threads", type=int, default=1, help="trainer.num_threads")
     args = parser.parse_args(argv)
     import torch
 
@@ -124,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "command: python scripts/bench_loops.py --workloads "
         f"{' '.join(args.workloads)} --steps {args.steps} --rounds {args.rounds} "
-        f"--lag {args.lag} --threads {args.threads}"
+        f"--lag {args.lag} --threads {args.threads} --device {args.device}"
     )
     print()
     print(
@@ -132,9 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.workloads:
-        needs = WORKLOADS[name][1]
-        if needs and importlib.util.find_spec(needs) is None:
-            print(f"| {name} | skipped: needs {needs} | | | | |")
+        if missing(WORKLOADS[name][1]):
+            print(f"| {name} | skipped: needs {WORKLOADS[name][1]} | | | | |")
             continue
         r = measure(name, args)
         print(

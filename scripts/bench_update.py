@@ -23,8 +23,6 @@ summary of rlkit's update (the ops that take the most self CPU time).
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import platform
 import sys
 import time
@@ -35,6 +33,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchlib import NullLogger, missing, workload_parser  # noqa: E402
 
 WORKLOADS = {
     "cartpole_rainbow": ("configs/cartpole_rainbow.yaml", None, []),
@@ -43,22 +42,14 @@ WORKLOADS = {
 }
 
 
-class NullLogger:
-    def log(self, env_steps: int, scalars: dict[str, float]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def build_filled(name: str, threads: int, more: tuple[str, ...] = ()):
+def build_filled(name: str, threads: int, more: tuple[str, ...] = (), device: str = "cpu"):
     """The workload's components with a replay of ``batch_size * 4`` acted transitions."""
     from rlkit.build import build
     from rlkit.config import load_config
 
     config, _, extra = WORKLOADS[name]
     sets = [
-        "trainer.device=cpu",
+        f"trainer.device={device}",
         f"trainer.num_threads={threads}",
         "eval.every=0",
         "eval.episodes=1",
@@ -134,7 +125,7 @@ def bare_update(c):
 
 
 def measure(name: str, args) -> dict[str, float]:
-    c = build_filled(name, args.threads)
+    c = build_filled(name, args.threads, device=args.device)
     replay, batch_size = c.replay, c.config.learner.batch_size
     batches = [replay.sample(batch_size, beta=0.5) for _ in range(args.updates)]
     runs = {
@@ -143,19 +134,22 @@ def measure(name: str, args) -> dict[str, float]:
         "bare update": bare_update(c),
     }
     if args.compiled:
-        compiled = build_filled(name, args.threads, ("learner.compile=true",))
+        compiled = build_filled(name, args.threads, ("learner.compile=true",), args.device)
         runs["rlkit compiled"] = compiled.learner.update
         start = time.perf_counter()
         compiled.learner.update(batches[0])  # compiles
         compile_s = time.perf_counter() - start
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     for fn in runs.values():  # warm-up
         fn(batches[0])
     times: dict[str, list[float]] = {k: [] for k in runs}
     for r in range(args.rounds):
         for key in list(runs) if r % 2 == 0 else list(runs)[::-1]:
+            sync()
             start = time.perf_counter()
             for b in batches:
                 runs[key](b)
+            sync()
             times[key].append((time.perf_counter() - start) / len(batches))
     row = {k: 1000 * float(np.median(v)) for k, v in times.items()}
     for key in ("bare step", "bare update"):
@@ -169,7 +163,10 @@ def measure(name: str, args) -> dict[str, float]:
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        activities = [ProfilerActivity.CPU]
+        if args.device == "cuda":
+            activities.append(ProfilerActivity.CUDA)
+        with profile(activities=activities) as prof:
             for b in batches:
                 c.learner.update(b)
         row["profile"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
@@ -178,11 +175,8 @@ def measure(name: str, args) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser = workload_parser(__doc__, WORKLOADS)
     parser.add_argument("--updates", type=int, default=50, help="updates per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument(
         "--compiled", action="store_true", help="also time learner.compile=true (inductor)"
@@ -192,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"command: python scripts/bench_update.py --workloads {' '.join(args.workloads)} "
         f"--updates {args.updates} --rounds {args.rounds} --threads {args.threads}"
+        + (f" --device {args.device}" if args.device != "cpu" else "")
         + (" --compiled" if args.compiled else "")
     )
     print()
@@ -202,9 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     profiles = {}
     for name in args.workloads:
-        needs = WORKLOADS[name][1]
-        if needs and importlib.util.find_spec(needs) is None:
-            print(f"| {name} | skipped: needs {needs} | | | | |")
+        if missing(WORKLOADS[name][1]):
+            print(f"| {name} | skipped: needs {WORKLOADS[name][1]} | | | | | | | |")
             continue
         r = measure(name, args)
         profiles[name] = r.get("profile")

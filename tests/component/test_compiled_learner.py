@@ -8,6 +8,7 @@ generates code, is checked on two cases in the slow suite."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -48,17 +49,29 @@ def learner_pair(case: dict, compile: dict):
     return make(net), make(net_c, compile=compile)
 
 
-def updates(learner: DQNLearner, seed: int = 0):
+def on(batch, device: str):
+    return dataclasses.replace(
+        batch,
+        **{
+            f: getattr(batch, f).to(device)
+            for f in ("obs", "action", "reward", "next_obs", "discount", "weights")
+        },
+    )
+
+
+def updates(learner: DQNLearner, seed: int = 0, device: str = "cpu"):
     torch.manual_seed(seed)  # the same noise draws for both learners
-    outs = [learner.update(make_batch(16, seed=k)) for k in range(3)]
-    many = learner.update_many(make_batch(32, seed=9), 2)
+    outs = [learner.update(on(make_batch(16, seed=k), device)) for k in range(3)]
+    many = learner.update_many(on(make_batch(32, seed=9), device), 2)
     return outs + many
 
 
-def assert_same_updates(eager: DQNLearner, compiled: DQNLearner, tol: float) -> None:
+def assert_same_updates(
+    eager: DQNLearner, compiled: DQNLearner, tol: float, device: str = "cpu"
+) -> None:
     assert isinstance(compiled._updater, CompiledUpdater)
     assert not isinstance(eager._updater, CompiledUpdater)
-    a, b = updates(eager), updates(compiled)
+    a, b = updates(eager, device=device), updates(compiled, device=device)
     for x, y in zip(a, b, strict=True):
         assert x.metrics.keys() == y.metrics.keys()
         for key in x.metrics:

@@ -234,13 +234,10 @@ def test_compiled_frame_kernels_equal_their_numpy_fallbacks():
     assert k._equal_rows_numpy(pool, cands, given).tolist() == expected
 
 
-@pytest.mark.parametrize("prioritized", [False, True])
-def test_frames_on_device_sample_the_same_batches_as_the_host_pool(prioritized):
-    # the device mirror (here on the CPU device: the same code as on a GPU) must hold
-    # every frame the host pool holds, through wraparound and frame reuse, and a batch
-    # gathered there must equal the host gather, with the same indices and weights
-    cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
-    kwargs = dict(obs_dtype=np.uint8, seed=0, dedup_frames=True)
+def filled_host_and_mirrored(cls, device: str = "cpu"):
+    """Two buffers of class ``cls`` (120 transitions, 3 envs, 3-step, wrapped around) with
+    the same contents: frame replay on the host, and with ``frames_on_device``."""
+    kwargs = dict(obs_dtype=np.uint8, seed=0, dedup_frames=True, device=device)
     host = cls(120, (STACK, H, W), **kwargs)
     mirrored = cls(120, (STACK, H, W), frames_on_device=True, **kwargs)
     nstep = NStepAccumulator(3, 0.99, num_envs=3)
@@ -249,6 +246,17 @@ def test_frames_on_device_sample_the_same_batches_as_the_host_pool(prioritized):
         if out is not None:
             host.add_transition(out)
             mirrored.add_transition(out)
+    return host, mirrored
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_frames_on_device_sample_the_same_batches_as_the_host_pool(prioritized):
+    # the device mirror (here on the CPU device: the same code as on a GPU) must hold
+    # every frame the host pool holds, through wraparound and frame reuse, and a batch
+    # gathered there must equal the host gather, with the same indices and weights
+    cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
+    kwargs = dict(obs_dtype=np.uint8, seed=0, dedup_frames=True)
+    host, mirrored = filled_host_and_mirrored(cls)
     st = mirrored._storage
     live = np.flatnonzero(st.refcount)
     np.testing.assert_array_equal(st.device_frames[live].numpy(), st.frames[live])

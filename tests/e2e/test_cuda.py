@@ -125,3 +125,50 @@ def test_resume_on_cuda_continues_exactly(capsys, tmp_path):
     assert "at env step 400" in out
     resumed = without_timing(read_metrics(run_dir))
     assert json.dumps(resumed) == json.dumps(full)
+
+
+# ---------------------------------------------------------------- issue: throughput
+
+
+def test_compiled_learner_on_cuda_equals_eager_with_cuda_graphs():
+    from tests.component.test_compiled_learner import CASES, assert_same_updates
+
+    for name in ("scalar huber double-q", "c51 cross-entropy, noisy dueling"):
+        case = CASES[name]
+        torch.manual_seed(0)
+        net = QNetwork((4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, **case["net"])
+        nets = [net.cuda(), copy.deepcopy(net).cuda()]
+        learners = [
+            DQNLearner(
+                n,
+                torch.optim.Adam(n.parameters(), lr=1e-2, fused=True),
+                manual_gradients=False,
+                **case["learner"],
+                **extra,
+            )
+            for n, extra in zip(nets, [{}, {"compile": {"mode": "reduce-overhead"}}], strict=True)
+        ]
+        assert_same_updates(*learners, tol=1e-4, device="cuda")
+
+
+def test_frames_on_device_on_cuda_gathers_the_host_pools_stacks():
+    from rlkit.agent.replay import PrioritizedReplayBuffer
+    from tests.component.test_frame_replay import filled_host_and_mirrored
+
+    host, mirrored = filled_host_and_mirrored(PrioritizedReplayBuffer, device="cuda")
+    a, b = host.sample(48, beta=0.5), mirrored.sample(48, beta=0.5)
+    assert b.obs.is_cuda and b.next_obs.is_cuda
+    assert torch.equal(a.obs, b.obs) and torch.equal(a.next_obs, b.next_obs)
+
+
+def test_async_training_on_cuda(capsys, tmp_path):
+    run_dir = tmp_path / "async"
+    code, _, err = cli(
+        capsys,
+        "train",
+        "--run-dir",
+        str(run_dir),
+        *sets(*TINY, "trainer.device=cuda", "trainer.mode=async", "learner.compile=true"),
+    )
+    assert code == 0, err
+    assert any("train/loss" in r for r in read_metrics(run_dir))
