@@ -4,6 +4,7 @@ runner's bookkeeping, and aggregation checked against hand-computed numbers."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -609,3 +610,16 @@ def test_command_line_reconstruction():
     assert command_line(["pytest", "-q"], ["s.yaml", "--workers", "2"]) == (
         "rlkit ablate s.yaml --workers 2"
     )
+
+
+def test_the_loop_modes_suite_differs_only_in_the_loop():
+    suite = load_suite(ABLATIONS / "minatar_modes.yaml")
+    assert suite.seeds == (0, 1, 2)
+    runs = {j.variant: j.config for j in expand(suite, Path("out"), seeds=1)}
+    assert list(runs) == ["minatar_sync", "minatar_async"]
+    sync, asynchronous = runs["minatar_sync"], runs["minatar_async"]
+    assert (sync.trainer.mode, asynchronous.trainer.mode) == ("sync", "async")
+    assert asynchronous.trainer.actor_lag == 64
+    same_trainer = dataclasses.replace(asynchronous.trainer, mode="sync")
+    assert dataclasses.replace(asynchronous, trainer=same_trainer) == sync
+    assert sync.env.id == "MinAtar/Breakout-v1" and sync.trainer.total_steps == 60000
