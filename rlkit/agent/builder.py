@@ -206,27 +206,12 @@ def build_replay(
     r = config.replay
     dedup = dedup_frames(config, obs_shape, obs_dtype)
     on_device = frames_on_device(config, obs_shape, obs_dtype, device)
+    common = dict(device=device, seed=seed, dedup_frames=dedup, frames_on_device=on_device)
     if r.prioritized:
         return PrioritizedReplayBuffer(
-            r.capacity,
-            obs_shape,
-            obs_dtype,
-            alpha=r.alpha,
-            eps=r.eps,
-            device=device,
-            seed=seed,
-            dedup_frames=dedup,
-            frames_on_device=on_device,
+            r.capacity, obs_shape, obs_dtype, alpha=r.alpha, eps=r.eps, **common
         )
-    return ReplayBuffer(
-        r.capacity,
-        obs_shape,
-        obs_dtype,
-        device=device,
-        seed=seed,
-        dedup_frames=dedup,
-        frames_on_device=on_device,
-    )
+    return ReplayBuffer(r.capacity, obs_shape, obs_dtype, **common)
 
 
 def frames_on_device(

@@ -66,6 +66,7 @@ class AutogradUpdater:
         self.max_grad_norm, self.optimizer_step = max_grad_norm, optimizer_step
         self.autocast = autocast
         self._device_type = params[0].device.type if params else "cpu"
+        self._loss = objective  # what computes the loss: the objective, or a compiled one
 
     def run(
         self,
@@ -84,10 +85,10 @@ class AutogradUpdater:
 
     def _one(self, batch: Batch, forwards: Forwards) -> LossOutput:
         if self.autocast is None:
-            out = self.objective(batch, forwards)
+            out = self._loss(batch, forwards)
         else:
             with torch.autocast(self._device_type, dtype=self.autocast):
-                out = self.objective(batch, forwards)
+                out = self._loss(batch, forwards)
         for param in self.params:
             param.grad = None
         out.loss.backward()
@@ -113,30 +114,14 @@ class CompiledUpdater(AutogradUpdater):
     the same noise as an eager one and their results agree within float tolerance.
     """
 
-    def __init__(
-        self,
-        objective: Objective,
-        params: list[torch.Tensor],
-        max_grad_norm: float | None,
-        optimizer_step: Callable[[], None],
-        autocast: torch.dtype | None = None,
-        *,
-        backend: str = "inductor",
-        mode: str | None = None,
-    ) -> None:
-        super().__init__(objective, params, max_grad_norm, optimizer_step, autocast)
+    def __init__(self, *args, backend: str = "inductor", mode: str | None = None) -> None:
+        """``AutogradUpdater``'s arguments, then ``torch.compile``'s ``backend``/``mode``."""
+        super().__init__(*args)
         import torch._inductor.config as inductor_config
 
         inductor_config.fallback_random = True
         self.backend, self.mode = backend, mode
-        self._objective = torch.compile(objective, backend=backend, mode=mode, dynamic=False)
-
-    def _one(self, batch: Batch, forwards: Forwards) -> LossOutput:
-        eager, self.objective = self.objective, self._objective
-        try:
-            return super()._one(batch, forwards)
-        finally:
-            self.objective = eager
+        self._loss = torch.compile(self.objective, backend=backend, mode=mode, dynamic=False)
 
 
 class ManualMLPUpdater:

@@ -86,8 +86,14 @@ def assert_same_updates(
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_compiled_updates_equal_eager_ones(name):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
     eager, compiled = learner_pair(CASES[name], {"backend": "aot_eager"})
     assert_same_updates(eager, compiled, tol=1e-5)
+    # the updates really ran through a compiled graph (AOTAutograd compiled its backward)
+    assert counters["stats"]["unique_graphs"] >= 1 and counters["aot_autograd"]["ok"] >= 1
 
 
 @pytest.mark.slow
