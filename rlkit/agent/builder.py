@@ -106,8 +106,9 @@ def build_objective(config: Config, net: QNetwork) -> Objective:
 def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLearner:
     """The DQNLearner of ``config.learner`` (and ``network.noise_cadence``) for ``net``.
 
-    The hand-written MLP backward pass (``trainer.fast_mlp``) is used where the learner's
-    ``ManualMLPUpdater`` supports the objective and the net (scalar TD, plain MLP).
+    The hand-written backward passes (``trainer.fast_mlp``) are used where the learner's
+    ``ManualMLPUpdater`` (scalar TD, plain MLP) or ``ManualC51Updater`` (C51, MLP torso
+    with plain or noisy, dueling or linear head) supports the objective and the net.
     """
     lc = config.learner
     optimizer = make_optimizer(list(net.parameters()), lc.lr, lc.adam_eps, device)

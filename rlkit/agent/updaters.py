@@ -3,7 +3,9 @@
 ``AutogradUpdater`` serves every objective: autograd through the objective's loss.
 ``ManualMLPUpdater`` is the fast CPU path for scalar TD objectives on plain ReLU MLPs: the
 same maths with a hand-written backward pass (``rlkit.agent.nn.plain_mlp.PlainMLPGrad``),
-about twice as fast on a CPU. Both give ``run(batch, num_updates, forwards_for,
+about twice as fast on a CPU. ``ManualC51Updater`` is the same for the C51 objective on
+MLP-torso nets with noisy and dueling heads (Rainbow on vector envs;
+``rlkit.agent.nn.head_mlp.HeadMLPGrad``). All give ``run(batch, num_updates, forwards_for,
 target_raw)``: ``num_updates`` consecutive updates on equal consecutive slices of
 ``batch``, where ``forwards_for(target_raw_slice)`` makes each update's ``Forwards``.
 """
@@ -14,8 +16,11 @@ from collections.abc import Callable
 
 import torch
 
+from rlkit.agent.nn.head_mlp import HeadMLPGrad, head_mlp_layout
 from rlkit.agent.nn.plain_mlp import PlainMLPGrad, plain_mlp_layers
-from rlkit.agent.objectives.base import Forwards, Objective
+from rlkit.agent.objectives import math as losses
+from rlkit.agent.objectives.base import Forwards, Objective, weighted_mean
+from rlkit.agent.objectives.c51 import C51
 from rlkit.agent.objectives.scalar import ScalarTD
 from rlkit.types import Batch, LossOutput
 
@@ -46,6 +51,15 @@ def clip_grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     if max_norm is not None:
         torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_(max=1.0))
+    return total
+
+
+def _clip_flat(flat: torch.Tensor | None, max_norm: float | None) -> torch.Tensor:
+    """``clip_grad_norm`` on one flat buffer that every parameter's gradient views."""
+    assert flat is not None
+    total = torch.linalg.vector_norm(flat)
+    if max_norm is not None:
+        flat.mul_((max_norm / (total + 1e-6)).clamp_(max=1.0))
     return total
 
 
@@ -176,7 +190,7 @@ class ManualMLPUpdater:
             dq_sa_B = obj.td_loss_grad(td_B).mul_(b.weights).mul_(-1.0 / step)
             dq_BA = torch.zeros_like(q_BA).scatter_(1, action_B1, dq_sa_B.unsqueeze(1))
             self.grad.backward(dq_BA)
-            grad_norms.append(self._clip_flat_grad())
+            grad_norms.append(_clip_flat(self.grad.flat_grad, self.max_grad_norm))
             self.optimizer_step()
         return self._outputs(batch, num_updates, q_sa_N, td_N, grad_norms)
 
@@ -212,11 +226,94 @@ class ManualMLPUpdater:
             for k, (loss_v, q_mean, td_abs, gn) in enumerate(zip(*table))
         ]
 
-    def _clip_flat_grad(self) -> torch.Tensor:
-        """``clip_grad_norm`` on the single flat gradient buffer."""
-        assert self.grad.flat_grad is not None
-        flat = self.grad.flat_grad
-        total = torch.linalg.vector_norm(flat)
-        if self.max_grad_norm is not None:
-            flat.mul_((self.max_grad_norm / (total + 1e-6)).clamp_(max=1.0))
-        return total
+
+class ManualC51Updater:
+    """C51 updates of an MLP-torso net (plain or noisy, dueling or linear head) with the
+    hand-written forward and backward passes of ``HeadMLPGrad``.
+
+    The same maths as ``C51`` + ``loss.backward()``, with the same noise draws in the
+    same order (through ``Forwards``). With ``p`` the predicted distribution of the taken
+    action (``log_softmax`` of its logits) and ``m`` the projected target, the loss is
+    ``mean_b w_b CE_b`` with ``CE_b = -sum_z m_z log p_z``, so the gradient of the taken
+    action's logits is ``w_b / B * (p * sum_z m_z - m)`` and 0 for the other actions.
+    """
+
+    def __init__(
+        self,
+        objective: C51,
+        online: torch.nn.Module,
+        target: torch.nn.Module,
+        max_grad_norm: float | None,
+        optimizer_step: Callable[[], None],
+    ) -> None:
+        self.objective = objective
+        self.grad = HeadMLPGrad(online)
+        self.target = self.grad if target is online else HeadMLPGrad(target)
+        self.max_grad_norm, self.optimizer_step = max_grad_norm, optimizer_step
+
+    @staticmethod
+    def supports(objective: Objective, online: torch.nn.Module) -> bool:
+        """The C51 objective (and nothing derived from it) on a ``head_mlp_layout`` net."""
+        return type(objective) is C51 and head_mlp_layout(online) is not None
+
+    @torch.no_grad()
+    def run(
+        self,
+        batch: Batch,
+        num_updates: int,
+        forwards_for: ForwardsFor,
+        target_raw: torch.Tensor | None = None,
+    ) -> list[LossOutput]:
+        step = len(batch) // num_updates
+        outs = []
+        for k in range(num_updates):
+            lo, hi = k * step, (k + 1) * step
+            raw = None if target_raw is None else target_raw[lo:hi]
+            outs.append(self._one(batch_slice(batch, lo, hi), forwards_for(raw)))
+        return outs
+
+    def _target(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
+        """Projected target distribution m [B, Z] (as ``C51._target``)."""
+        obj = self.objective
+        readout = obj.readout
+        t_raw_BAZ = forwards.target_next(batch.next_obs, forward=self.target.forward)
+        if obj.double_q:
+            sel_BAZ = forwards.selection_next(batch.next_obs, forward=self.grad.forward)
+            a_star_B = readout(sel_BAZ).argmax(dim=1)
+        else:
+            a_star_B = readout(t_raw_BAZ).argmax(dim=1)
+        rows_B = torch.arange(len(a_star_B), device=a_star_B.device)
+        next_probs_BZ = torch.softmax(t_raw_BAZ[rows_B, a_star_B], dim=1)
+        return losses.categorical_projection(
+            readout.support, next_probs_BZ, batch.reward, batch.discount
+        )
+
+    def _one(self, batch: Batch, forwards: Forwards) -> LossOutput:
+        obj = self.objective
+        support = obj.readout.support
+        target_BZ = self._target(batch, forwards)
+        raw_BAZ = forwards.online(batch.obs, forward=lambda x: self.grad.forward(x, keep=True))
+        rows_B = torch.arange(len(batch.action), device=raw_BAZ.device)
+        logits_BZ = raw_BAZ[rows_B, batch.action]
+        log_p_BZ = torch.log_softmax(logits_BZ, dim=1)
+        p_BZ = torch.softmax(logits_BZ, dim=1)  # not log_p.exp(): see CategoricalReadout
+        ce_B = losses.categorical_cross_entropy(target_BZ, log_p_BZ)
+        w_B1 = batch.weights.unsqueeze(1)
+        d_sa_BZ = (p_BZ * target_BZ.sum(dim=1, keepdim=True)).sub_(target_BZ)
+        d_sa_BZ.mul_(w_B1).div_(len(rows_B))
+        d_raw_BAZ = torch.zeros_like(raw_BAZ)
+        d_raw_BAZ[rows_B, batch.action] = d_sa_BZ
+        self.grad.backward(d_raw_BAZ)
+        grad_norm = _clip_flat(self.grad.flat_grad, self.max_grad_norm)
+        self.optimizer_step()
+        priorities_B = obj.priority(target_BZ, log_p_BZ).clamp_min_(0.0)
+        q_sa_B = (p_BZ * support).sum(dim=1)
+        td_abs_B = ((target_BZ * support).sum(dim=1) - q_sa_B).abs()
+        loss = weighted_mean(batch.weights, ce_B)
+        values = torch.stack([loss, q_sa_B.mean(), td_abs_B.mean(), grad_norm]).tolist()
+        names = ("loss", "q_mean", "td_abs_mean", "grad_norm")
+        return LossOutput(
+            loss=values[0],
+            priorities=priorities_B.double().cpu().numpy(),
+            metrics=dict(zip(names, values, strict=True)),
+        )

@@ -137,7 +137,8 @@ def test_bf16_updates_track_fp32_ones(name):
         opt = torch.optim.Adam(n.parameters(), lr=1e-3, fused=True)
         return DQNLearner(n, opt, **case["learner"], **extra)
 
-    fp32, bf16 = make(net), make(net_b, precision="bf16")
+    # fp32 through autograd too (not the hand-written backward): only the precision differs
+    fp32, bf16 = make(net, manual_gradients=False), make(net_b, precision="bf16")
     assert bf16._updater.autocast is torch.bfloat16 and fp32._updater.autocast is None
     a, b = updates(fp32), updates(bf16)
     # bfloat16 keeps 8 bits of mantissa (relative error ~0.4% per op): the losses agree

@@ -9,6 +9,7 @@ import torch
 from rlkit.agent.learner import DQNLearner
 from rlkit.agent.nn import NoisyLinear, QNetwork
 from rlkit.agent.objectives import math as losses
+from rlkit.agent.updaters import ManualC51Updater
 from rlkit.build import build_learner
 from rlkit.config import load_config
 from rlkit.types import Batch
@@ -287,14 +288,35 @@ def record_noise(net: QNetwork, seen: list) -> None:
         layer.register_forward_pre_hook(hook)
 
 
+def record_engine_noise(engine, seen: list) -> None:
+    """``record_noise`` for a hand-written forward (``HeadMLPGrad``), which calls no
+    module: (the forward keeps what a backward needs, eps of every noisy layer)."""
+    layers = [m for m in engine.net.modules() if isinstance(m, NoisyLinear)]
+    forward = engine.forward
+
+    def recorded(obs, keep=False):
+        eps = torch.cat([t for m in layers for t in (m.eps_in, m.eps_out)]).clone()
+        seen.append((keep, eps))
+        return forward(obs, keep)
+
+    engine.forward = recorded
+
+
 @pytest.mark.parametrize("atoms", [1, 11])
 @pytest.mark.parametrize("cadence", ["paper", "per_update"])
-def test_selection_and_loss_forwards_see_the_cadences_noise(cadence, atoms):
-    learner = make_learner(noisy=True, atoms=atoms, noise_cadence=cadence)
+@pytest.mark.parametrize("manual", [False, True])
+def test_selection_and_loss_forwards_see_the_cadences_noise(cadence, atoms, manual):
+    learner = make_learner(noisy=True, atoms=atoms, noise_cadence=cadence, manual_gradients=manual)
     online_seen: list = []
     target_seen: list = []
-    record_noise(learner.online, online_seen)
-    record_noise(learner.target, target_seen)
+    hand_written = isinstance(learner._updater, ManualC51Updater)
+    assert hand_written == (manual and atoms > 1)  # both paths are checked for C51
+    if hand_written:
+        record_engine_noise(learner._updater.grad, online_seen)
+        record_engine_noise(learner._updater.target, target_seen)
+    else:
+        record_noise(learner.online, online_seen)
+        record_noise(learner.target, target_seen)
     loss_noise = []
     for _ in range(2):
         online_seen.clear()

@@ -166,3 +166,46 @@ def test_nature_cnn_uint8_input():
     obs = torch.randint(0, 255, (2, 4, 84, 84), dtype=torch.uint8)
     assert net(obs).shape == (2, 6)
     assert net.torso.out_features == 3136
+
+
+def _noise(net: QNetwork) -> list[torch.Tensor]:
+    return [b.clone() for n, b in net.named_buffers() if "eps" in n]
+
+
+def test_qnetwork_noise_draw_fills_views_in_place_with_the_same_values():
+    import copy
+
+    from rlkit.agent.nn.noisy import draw_factorised_noise
+
+    torch.manual_seed(0)
+    net = QNetwork((4,), 2, atoms=5, hidden_sizes=(8,), head_hidden=6)
+    ref = copy.deepcopy(net)
+    published = net.state_dict()  # what learner.params() hands out: live tensors
+    net.reset_noise(torch.Generator().manual_seed(1))
+    draw_factorised_noise(ref._noisy_layers, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(_noise(net), _noise(ref), strict=True))
+    # in place: the published buffers are the ones the layers use, and hold the draw
+    for name, buf in net.named_buffers():
+        if "eps" not in name:
+            continue
+        assert published[name].data_ptr() == buf.data_ptr()
+        assert torch.equal(published[name], buf)
+    # a deep copy (the target net, a policy's own net) keeps its buffers as views
+    assert ref._noise._bound() and net._noise._bound()
+    twin = copy.deepcopy(net)
+    assert twin._noise._bound()
+    twin.reset_noise(torch.Generator().manual_seed(2))
+    assert not any(torch.equal(a, b) for a, b in zip(_noise(twin), _noise(net), strict=True))
+
+
+def test_qnetwork_noise_draw_after_buffers_were_replaced():
+    torch.manual_seed(0)
+    net = QNetwork((4,), 2, atoms=5, hidden_sizes=(8,), head_hidden=6)
+    net.double()  # .to(dtype): new buffers, bound again
+    assert net._noise._bound() and net.head.value[0].eps_in.dtype == torch.float64
+    layer = net.head.advantage[0]
+    layer.eps_in = torch.zeros_like(layer.eps_in)  # replaced behind the network's back
+    replaced = layer.eps_in
+    assert not net._noise._bound()
+    net.reset_noise(torch.Generator().manual_seed(1))  # the copying draw
+    assert layer.eps_in is replaced and bool((replaced != 0).all())

@@ -11,6 +11,7 @@ from rlkit.agent.learner import DQNLearner
 from rlkit.agent.nn import QNetwork
 from rlkit.agent.nn.plain_mlp import NumpyGreedy, PlainMLPGrad, plain_mlp_layers
 from rlkit.agent.optim import AdamStep
+from rlkit.agent.updaters import ManualC51Updater
 from rlkit.types import Batch
 
 
@@ -221,7 +222,7 @@ def test_sync_target_skips_only_when_nothing_changed():
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_build_uses_the_fast_path_for_plain_nets_only(fast):
+def test_build_uses_the_fast_paths_where_they_apply(fast):
     from rlkit.build import build
     from rlkit.config import load_config
 
@@ -243,7 +244,9 @@ def test_build_uses_the_fast_path_for_plain_nets_only(fast):
         torch.set_flush_denormal(False)
     assert dqn.learner.manual_gradients == fast
     assert isinstance(dqn.trainer.collector.policy.greedy_fn, NumpyGreedy) == fast
-    assert not rainbow.learner.manual_gradients
+    # Rainbow's noisy dueling C51 MLP: the hand-written C51 backward; acting via torch
+    assert rainbow.learner.manual_gradients == fast
+    assert isinstance(rainbow.learner._updater, ManualC51Updater) == fast
     assert rainbow.trainer.collector.policy.greedy_fn is None
     assert dqn.learner._optimizer_step.direct  # fused Adam on CPU
     dqn.close()

@@ -32,6 +32,63 @@ def draw_factorised_noise(
     torch._foreach_copy_(buffers, list(noise.split(sizes)))
 
 
+class FactorisedNoise:
+    """``draw_factorised_noise`` over a fixed list of layers, without the copies: the
+    layers' ``eps_in``/``eps_out`` buffers are views of one flat vector (``bind``), which
+    a draw fills in place (the same values as ``draw_factorised_noise`` from the same
+    generator state).
+
+    State dicts are unchanged (the buffers keep their names and shapes, and loading
+    copies into them in place); ``copy.deepcopy`` keeps the views. Should something
+    replace the buffers (``module.to(...)`` does, and ``QNetwork`` binds again after it),
+    a draw notices and falls back to ``draw_factorised_noise``: it never replaces a
+    buffer by itself, so references to the buffers (published parameters) stay valid.
+    """
+
+    def __init__(self, layers: Sequence[NoisyLinear]) -> None:
+        self.layers = list(layers)
+        self._flat: torch.Tensor | None = None
+        self._offsets: list[int] = []  # each buffer's byte offset into the flat vector
+        self.bind()
+
+    def _buffers(self) -> list[torch.Tensor]:
+        return [b for layer in self.layers for b in (layer.eps_in, layer.eps_out)]
+
+    def bind(self) -> None:
+        """Make every noise buffer a view of one flat vector holding their values."""
+        if not self.layers:
+            return
+        flat = torch.cat([b.reshape(-1) for b in self._buffers()])
+        offset = 0
+        for layer in self.layers:
+            for name in ("eps_in", "eps_out"):
+                size = getattr(layer, name).numel()
+                setattr(layer, name, flat[offset : offset + size])
+                offset += size
+        self._flat = flat
+        self._offsets = [b.data_ptr() - flat.data_ptr() for b in self._buffers()]
+
+    def _bound(self) -> bool:
+        flat = self._flat
+        if flat is None:
+            return False
+        base = flat.data_ptr()
+        bufs = self._buffers()
+        return all(b.data_ptr() - base == off for b, off in zip(bufs, self._offsets, strict=True))
+
+    @torch.no_grad()
+    def draw(self, generator: torch.Generator | None = None) -> None:
+        """Fill every layer's noise with fresh ``f(x) = sgn(x) sqrt(|x|)``, x ~ N(0, 1)."""
+        if not self._bound():
+            draw_factorised_noise(self.layers, generator)
+            return
+        flat = self._flat
+        assert flat is not None
+        torch.randn(flat.shape, generator=generator, out=flat)
+        sign = flat.sign()
+        flat.abs_().sqrt_().mul_(sign)
+
+
 class NoisyLinear(nn.Module):
     """``y = (mu_w + sigma_w * eps_w) x + mu_b + sigma_b * eps_b``.
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from rlkit.agent import objectives
 from rlkit.agent.nn.heads import DuelingHead, LinearHead
-from rlkit.agent.nn.noisy import NoisyLinear, draw_factorised_noise
+from rlkit.agent.nn.noisy import FactorisedNoise, NoisyLinear
 from rlkit.agent.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
 
 #: the torso names (``network.torso``); the config's choices are this tuple.
@@ -98,6 +98,7 @@ class QNetwork(nn.Module):
             readout = objectives.make_readout(objectives.AUTO, self.atoms, v_min, v_max)
         self.readout = readout
         self._noisy_layers = [m for m in self.modules() if isinstance(m, NoisyLinear)]
+        self._noise = FactorisedNoise(self._noisy_layers)
 
     def raw(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw head outputs [B, A, Z] (what the readout and the objective read)."""
@@ -119,11 +120,19 @@ class QNetwork(nn.Module):
         state_dict.pop(prefix + "support", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module's signature
+        # .to(), .float(), .cuda() replace the noise buffers: view them in one vector again
+        out = super()._apply(fn, recurse)
+        if hasattr(self, "_noise"):
+            self._noise.bind()
+        return out
+
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
         """Resample the noise of every noisy layer (no-op for plain networks).
 
-        ``draw_factorised_noise`` over all noisy layers at once: every ``eps_in`` and
+        One draw for all noisy layers at once (``FactorisedNoise``, the same values as
+        ``draw_factorised_noise`` over them): every ``eps_in`` and
         ``eps_out`` entry becomes ``f(x) = sgn(x) sqrt(|x|)`` of an independent standard
         normal ``x``, the distribution of ``NoisyLinear.reset_noise`` on each layer.
         """
-        draw_factorised_noise(self._noisy_layers, generator)
+        self._noise.draw(generator)

@@ -49,6 +49,9 @@ class ObjectiveOutput:
     metrics: dict[str, torch.Tensor]
 
 
+RawForward = Callable[[torch.Tensor], torch.Tensor]  # observations -> raw outputs [B, A, Z]
+
+
 class NoiseDraws(NamedTuple):
     """What the learner resamples before each forward pass of an update (noisy nets);
     each is a no-op when the cadence draws nothing there."""
@@ -80,24 +83,31 @@ class Forwards:
         self._target_raw = target_raw
 
     @torch.no_grad()
-    def target_next(self, next_obs: torch.Tensor) -> torch.Tensor:
-        """Target-net raw outputs [B, A, Z] at ``next_obs`` (no grad)."""
+    def target_next(
+        self, next_obs: torch.Tensor, forward: RawForward | None = None
+    ) -> torch.Tensor:
+        """Target-net raw outputs [B, A, Z] at ``next_obs`` (no grad). ``forward``: what
+        computes them instead of ``target_net.raw`` (the same values, e.g. a hand-written
+        forward pass); the noise draw is the same either way."""
         if self._target_raw is not None:
             return self._target_raw
         self._draws.target()
-        return self.target_net.raw(next_obs)
+        return (forward or self.target_net.raw)(next_obs)
 
     @torch.no_grad()
-    def selection_next(self, next_obs: torch.Tensor) -> torch.Tensor:
+    def selection_next(
+        self, next_obs: torch.Tensor, forward: RawForward | None = None
+    ) -> torch.Tensor:
         """Online-net raw outputs [B, A, Z] at ``next_obs`` (no grad), e.g. for the
-        double-Q argmax."""
+        double-Q argmax (``forward`` as in ``target_next``)."""
         self._draws.selection()
-        return self.online_net.raw(next_obs)
+        return (forward or self.online_net.raw)(next_obs)
 
-    def online(self, obs: torch.Tensor) -> torch.Tensor:
-        """Online-net raw outputs [B, A, Z] at ``obs``, with grad (the loss forward)."""
+    def online(self, obs: torch.Tensor, forward: RawForward | None = None) -> torch.Tensor:
+        """Online-net raw outputs [B, A, Z] at ``obs``, with grad (the loss forward;
+        ``forward`` as in ``target_next``)."""
         self._draws.loss()
-        return self.online_net.raw(obs)
+        return (forward or self.online_net.raw)(obs)
 
 
 class Objective(Protocol):

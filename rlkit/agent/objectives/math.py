@@ -57,30 +57,21 @@ def categorical_projection(
     num_atoms = support.shape[0]
     v_min, v_max = support[0], support[-1]
     delta_z = (v_max - v_min) / (num_atoms - 1)
-    tz_BZ = (reward.unsqueeze(1) + discount.unsqueeze(1) * support.unsqueeze(0)).clamp(v_min, v_max)
-    b_BZ = ((tz_BZ - v_min) / delta_z).clamp(0, num_atoms - 1)
-    lower_BZ = b_BZ.floor().long()
-    upper_BZ = b_BZ.ceil().long()
-    # Exact hits (lower == upper) would give zero weight to both neighbours; shift one
-    # index so that the full mass lands on the hit atom.
-    exact = lower_BZ == upper_BZ
-    lower_BZ = torch.where(exact & (upper_BZ > 0), lower_BZ - 1, lower_BZ)
-    upper_BZ = torch.where(exact & (lower_BZ == upper_BZ), upper_BZ + 1, upper_BZ)
-
-    batch = next_probs.shape[0]
-    offset_B1 = (torch.arange(batch, device=next_probs.device) * num_atoms).unsqueeze(1)
-    projected = torch.zeros(batch * num_atoms, dtype=next_probs.dtype, device=next_probs.device)
-    projected.index_add_(
-        0,
-        (lower_BZ + offset_B1).reshape(-1),
-        (next_probs * (upper_BZ.to(b_BZ.dtype) - b_BZ)).reshape(-1),
-    )
-    projected.index_add_(
-        0,
-        (upper_BZ + offset_B1).reshape(-1),
-        (next_probs * (b_BZ - lower_BZ.to(b_BZ.dtype))).reshape(-1),
-    )
-    return projected.view(batch, num_atoms)
+    tz_BZ = torch.addcmul(reward.unsqueeze(1), discount.unsqueeze(1), support.unsqueeze(0))
+    # b: the position of Tz_j on the support in atom units; its mass goes to floor(b) with
+    # weight 1 - frac(b) and to floor(b) + 1 with weight frac(b). An exact hit (frac 0)
+    # puts all of it on the hit atom, as does b = Z - 1 (the upper neighbour is clamped
+    # onto the last atom with weight 0).
+    b_BZ = tz_BZ.clamp_(v_min, v_max).sub_(v_min).div_(delta_z).clamp_(0, num_atoms - 1)
+    lower_BZ = b_BZ.floor()
+    upper_w_BZ = b_BZ.sub_(lower_BZ).to(next_probs.dtype)
+    lower_idx_BZ = lower_BZ.long()
+    upper_idx_BZ = (lower_idx_BZ + 1).clamp_(max=num_atoms - 1)
+    projected = torch.zeros_like(next_probs)
+    upper_mass_BZ = next_probs * upper_w_BZ
+    projected.scatter_add_(1, lower_idx_BZ, next_probs - upper_mass_BZ)
+    projected.scatter_add_(1, upper_idx_BZ, upper_mass_BZ)
+    return projected
 
 
 def huber_loss(td_error: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
