@@ -54,6 +54,24 @@ def clip_grad_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.
     return total
 
 
+def run_slices(
+    one: Callable[[Batch, Forwards], LossOutput],
+    batch: Batch,
+    num_updates: int,
+    forwards_for: ForwardsFor,
+    target_raw: torch.Tensor | None,
+) -> list[LossOutput]:
+    """``one(slice, forwards)`` on ``num_updates`` equal consecutive slices of ``batch``,
+    each with its share of ``target_raw`` (None: none precomputed)."""
+    step = len(batch) // num_updates
+    outs = []
+    for k in range(num_updates):
+        lo, hi = k * step, (k + 1) * step
+        raw = None if target_raw is None else target_raw[lo:hi]
+        outs.append(one(batch_slice(batch, lo, hi), forwards_for(raw)))
+    return outs
+
+
 def _clip_flat(flat: torch.Tensor | None, max_norm: float | None) -> torch.Tensor:
     """``clip_grad_norm`` on one flat buffer that every parameter's gradient views."""
     assert flat is not None
@@ -89,13 +107,7 @@ class AutogradUpdater:
         forwards_for: ForwardsFor,
         target_raw: torch.Tensor | None = None,
     ) -> list[LossOutput]:
-        step = len(batch) // num_updates
-        outs = []
-        for k in range(num_updates):
-            lo, hi = k * step, (k + 1) * step
-            raw = None if target_raw is None else target_raw[lo:hi]
-            outs.append(self._one(batch_slice(batch, lo, hi), forwards_for(raw)))
-        return outs
+        return run_slices(self._one, batch, num_updates, forwards_for, target_raw)
 
     def _one(self, batch: Batch, forwards: Forwards) -> LossOutput:
         if self.autocast is None:
@@ -264,13 +276,7 @@ class ManualC51Updater:
         forwards_for: ForwardsFor,
         target_raw: torch.Tensor | None = None,
     ) -> list[LossOutput]:
-        step = len(batch) // num_updates
-        outs = []
-        for k in range(num_updates):
-            lo, hi = k * step, (k + 1) * step
-            raw = None if target_raw is None else target_raw[lo:hi]
-            outs.append(self._one(batch_slice(batch, lo, hi), forwards_for(raw)))
-        return outs
+        return run_slices(self._one, batch, num_updates, forwards_for, target_raw)
 
     def _target(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
         """Projected target distribution m [B, Z] (as ``C51._target``)."""

@@ -29,6 +29,7 @@ from torch import nn
 
 from rlkit.agent.nn.heads import DuelingHead, LinearHead
 from rlkit.agent.nn.noisy import NoisyLinear
+from rlkit.agent.nn.plain_mlp import attach_flat_grads
 from rlkit.agent.nn.torsos import MLPTorso
 
 _threshold_backward = torch.ops.aten.threshold_backward.default  # grad * (act > 0)
@@ -214,12 +215,7 @@ class HeadMLPGrad:
 
     def _attach_grads(self) -> None:
         """Point every ``param.grad`` into one flat buffer (``flat_grad``)."""
-        params = self._params
-        self.flat_grad = params[0].new_zeros(sum(p.numel() for p in params))
-        offset = 0
-        for p in params:
-            p.grad = self.flat_grad[offset : offset + p.numel()].view_as(p)
-            offset += p.numel()
+        self.flat_grad = attach_flat_grads(self._params)
 
     def grads_attached(self) -> bool:
         """True while every parameter's ``.grad`` is a view of ``flat_grad``."""

@@ -48,6 +48,17 @@ def plain_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
     return linears
 
 
+def attach_flat_grads(params: list[torch.Tensor]) -> torch.Tensor:
+    """A zeroed flat buffer of all of ``params``' elements, with every ``param.grad`` made
+    a view into it (so clipping is one norm and one scale); returns the buffer."""
+    flat = params[0].new_zeros(sum(p.numel() for p in params))
+    offset = 0
+    for p in params:
+        p.grad = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
 class PlainMLPGrad:
     """Forward and backward of a plain ReLU MLP Q-network without autograd.
 
@@ -80,12 +91,7 @@ class PlainMLPGrad:
 
     def _attach_grads(self) -> None:
         """Point every ``param.grad`` into one flat buffer (``flat_grad``)."""
-        params = [*self.weights, *self.biases]
-        self.flat_grad = params[0].new_zeros(sum(p.numel() for p in params))
-        offset = 0
-        for p in params:
-            p.grad = self.flat_grad[offset : offset + p.numel()].view_as(p)
-            offset += p.numel()
+        self.flat_grad = attach_flat_grads([*self.weights, *self.biases])
 
     def grads_attached(self) -> bool:
         """True while every parameter's ``.grad`` is a view of ``flat_grad``."""
