@@ -278,27 +278,16 @@ class ManualC51Updater:
     ) -> list[LossOutput]:
         return run_slices(self._one, batch, num_updates, forwards_for, target_raw)
 
-    def _target(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
-        """Projected target distribution m [B, Z] (as ``C51._target``)."""
-        obj = self.objective
-        readout = obj.readout
-        t_raw_BAZ = forwards.target_next(batch.next_obs, forward=self.target.forward)
-        if obj.double_q:
-            sel_BAZ = forwards.selection_next(batch.next_obs, forward=self.grad.forward)
-            a_star_B = readout(sel_BAZ).argmax(dim=1)
-        else:
-            a_star_B = readout(t_raw_BAZ).argmax(dim=1)
-        rows_B = torch.arange(len(a_star_B), device=a_star_B.device)
-        next_probs_BZ = torch.softmax(t_raw_BAZ[rows_B, a_star_B], dim=1)
-        return losses.categorical_projection(
-            readout.support, next_probs_BZ, batch.reward, batch.discount
-        )
+    def _kept_forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """The loss forward: keeps what the backward pass needs."""
+        return self.grad.forward(obs, keep=True)
 
     def _one(self, batch: Batch, forwards: Forwards) -> LossOutput:
         obj = self.objective
         support = obj.readout.support
-        target_BZ = self._target(batch, forwards)
-        raw_BAZ = forwards.online(batch.obs, forward=lambda x: self.grad.forward(x, keep=True))
+        forwards.computed_by(self.target.forward, self.grad.forward, self._kept_forward)
+        target_BZ = obj.target_distribution(batch, forwards)
+        raw_BAZ = forwards.online(batch.obs)
         rows_B = torch.arange(len(batch.action), device=raw_BAZ.device)
         logits_BZ = raw_BAZ[rows_B, batch.action]
         log_p_BZ = torch.log_softmax(logits_BZ, dim=1)

@@ -81,33 +81,38 @@ class Forwards:
         self.online_net, self.target_net = online, target
         self._draws = draws
         self._target_raw = target_raw
+        self._target_fn: RawForward = target.raw
+        self._selection_fn: RawForward = online.raw
+        self._online_fn: RawForward = online.raw
+
+    def computed_by(
+        self, target: RawForward, selection: RawForward, online: RawForward
+    ) -> Forwards:
+        """Compute the three forward passes with these functions instead of the nets'
+        ``raw`` (the same values, e.g. hand-written passes); the noise draws stay as they
+        are. Returns ``self``."""
+        self._target_fn, self._selection_fn, self._online_fn = target, selection, online
+        return self
 
     @torch.no_grad()
-    def target_next(
-        self, next_obs: torch.Tensor, forward: RawForward | None = None
-    ) -> torch.Tensor:
-        """Target-net raw outputs [B, A, Z] at ``next_obs`` (no grad). ``forward``: what
-        computes them instead of ``target_net.raw`` (the same values, e.g. a hand-written
-        forward pass); the noise draw is the same either way."""
+    def target_next(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Target-net raw outputs [B, A, Z] at ``next_obs`` (no grad)."""
         if self._target_raw is not None:
             return self._target_raw
         self._draws.target()
-        return (forward or self.target_net.raw)(next_obs)
+        return self._target_fn(next_obs)
 
     @torch.no_grad()
-    def selection_next(
-        self, next_obs: torch.Tensor, forward: RawForward | None = None
-    ) -> torch.Tensor:
+    def selection_next(self, next_obs: torch.Tensor) -> torch.Tensor:
         """Online-net raw outputs [B, A, Z] at ``next_obs`` (no grad), e.g. for the
-        double-Q argmax (``forward`` as in ``target_next``)."""
+        double-Q argmax."""
         self._draws.selection()
-        return (forward or self.online_net.raw)(next_obs)
+        return self._selection_fn(next_obs)
 
-    def online(self, obs: torch.Tensor, forward: RawForward | None = None) -> torch.Tensor:
-        """Online-net raw outputs [B, A, Z] at ``obs``, with grad (the loss forward;
-        ``forward`` as in ``target_next``)."""
+    def online(self, obs: torch.Tensor) -> torch.Tensor:
+        """Online-net raw outputs [B, A, Z] at ``obs``, with grad (the loss forward)."""
         self._draws.loss()
-        return (forward or self.online_net.raw)(obs)
+        return self._online_fn(obs)
 
 
 class Objective(Protocol):

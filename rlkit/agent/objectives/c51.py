@@ -89,24 +89,22 @@ class C51:
         return self.readout(raw_BAZ)
 
     @torch.no_grad()
-    def _target(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
+    def target_distribution(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
         """Projected target distribution m [B, Z] (Bellemare et al. 2017, Algorithm 1)."""
-        q_next_BA, log_p_next_BAZ = self.readout.q_and_log_probs(
-            forwards.target_next(batch.next_obs)
-        )
+        t_raw_BAZ = forwards.target_next(batch.next_obs)
         if self.double_q:
             a_star_B = self.readout(forwards.selection_next(batch.next_obs)).argmax(dim=1)
         else:
-            a_star_B = q_next_BA.argmax(dim=1)
-        atoms = log_p_next_BAZ.shape[2]
-        idx_B11 = a_star_B.view(-1, 1, 1).expand(-1, 1, atoms)
-        next_probs_BZ = log_p_next_BAZ.gather(1, idx_B11).squeeze(1).exp()
+            a_star_B = self.readout(t_raw_BAZ).argmax(dim=1)
+        rows_B = torch.arange(len(a_star_B), device=a_star_B.device)
+        # softmax, not log_softmax(...).exp(): see CategoricalReadout.forward
+        next_probs_BZ = torch.softmax(t_raw_BAZ[rows_B, a_star_B], dim=1)
         return losses.categorical_projection(
             self.readout.support, next_probs_BZ, batch.reward, batch.discount
         )
 
     def __call__(self, batch: Batch, forwards: Forwards) -> ObjectiveOutput:
-        target_BZ = self._target(batch, forwards)
+        target_BZ = self.target_distribution(batch, forwards)
         q_BA, log_p_BAZ = self.readout.q_and_log_probs(forwards.online(batch.obs))
         act_B11 = batch.action.view(-1, 1, 1).expand(-1, 1, log_p_BAZ.shape[2])
         log_p_sa_BZ = log_p_BAZ.gather(1, act_B11).squeeze(1)
