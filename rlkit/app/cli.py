@@ -22,8 +22,40 @@ def _default_config_path() -> Path | None:
     return None
 
 
-def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def _help_config(argv: list[str]) -> tuple[object, str] | None:
+    """For ``rlkit train [CONFIG] [--set ...] --help``: the config the command would run
+    (the given CONFIG's or the default config's, after --set) and where it came from, so
+    that the help lists the values that will be used. None when no help is asked for."""
+    if "train" not in argv or not {"-h", "--help"} & set(argv):
+        return None
+    from rlkit.config import ConfigError, load_config
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("config", nargs="?")
+    pre.add_argument("--set", dest="overrides", action="append", default=[])
+    for flag in ("--run-dir", "--resume"):
+        pre.add_argument(flag)
+    for flag in ("--overwrite", "--force", "--debug"):
+        pre.add_argument(flag, action="store_true")
+    rest = [a for a in argv[argv.index("train") + 1 :] if a not in ("-h", "--help")]
+    known, _ = pre.parse_known_args(rest)
+    path = known.config or _default_config_path()
+    try:
+        config = load_config(path, known.overrides)
+    except ConfigError as exc:
+        return None, f"the dataclass defaults ({exc})"
+    source = str(path) if path is not None else "the dataclass defaults"
+    return config, source + (" with --set" if known.overrides else "")
+
+
+def _add_train(
+    sub: argparse._SubParsersAction,
+    common: argparse.ArgumentParser,
+    shown: tuple[object, str] | None = None,
+) -> None:
     from rlkit.config import describe
+
+    config, source = shown if shown is not None else (None, "the dataclass defaults")
 
     train = sub.add_parser(
         "train",
@@ -34,7 +66,10 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
             f"(configs/{DEFAULT_CONFIG}). Writes config.yaml, metrics.jsonl, TensorBoard "
             "events and checkpoints/ into the run dir."
         ),
-        epilog="config keys (override with --set section.key=value):\n" + describe(),
+        epilog=(
+            f"config keys with the values this command uses (from {source}; override "
+            "with --set section.key=value):\n" + describe(config)
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
@@ -177,7 +212,7 @@ def _add_plot(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(shown: tuple[object, str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlkit",
         description="Train and evaluate Rainbow-style DQN agents on Gymnasium environments.",
@@ -190,7 +225,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
-    for add in (_add_train, _add_eval, _add_config, _add_ablate, _add_plot):
+    _add_train(sub, common, shown)
+    for add in (_add_eval, _add_config, _add_ablate, _add_plot):
         add(sub, common)
     return parser
 
@@ -285,7 +321,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser = _parser(_help_config(list(sys.argv[1:] if argv is None else argv)))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -12,6 +12,7 @@ the name says otherwise. ``rlkit train --help`` lists all fields (``describe()``
 """
 
 from rlkit.config.loading import (
+    OVERRIDE,
     Change,
     apply_overrides,
     check_key,
@@ -24,6 +25,8 @@ from rlkit.config.loading import (
     from_dict,
     load_config,
     load_raw,
+    load_raw_sourced,
+    origin_of,
     parse_override,
     read_yaml,
     split_key,
@@ -76,7 +79,10 @@ __all__ = [
     "field_names",
     "from_dict",
     "load_config",
+    "OVERRIDE",
     "load_raw",
+    "load_raw_sourced",
+    "origin_of",
     "one_of",
     "parse_override",
     "read_yaml",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,14 +39,17 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def describe() -> str:
-    """All config keys with their defaults and docs, one per line."""
+def describe(config: Config | None = None) -> str:
+    """All config keys with their values in ``config`` (the dataclass defaults when None)
+    and their docs, one per line."""
+    config = config if config is not None else Config()
     lines = []
     for section, cls in SECTION_TYPES.items():
         docs = field_docs(cls)
+        values = getattr(config, section)
         for f in dataclasses.fields(cls):
-            default = getattr(cls(), f.name)
-            lines.append(f"  {section}.{f.name} = {default!r}: {docs.get(f.name, '')}")
+            value = _plain(getattr(values, f.name))
+            lines.append(f"  {section}.{f.name} = {value!r}: {docs.get(f.name, '')}")
     return "\n".join(lines)
 
 
@@ -163,32 +167,65 @@ def split_key(where: str, key: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- dicts
 
 
-def _section(name: Any, values: Any, source: str) -> Any:
-    """One section dataclass from its mapping: keys checked, values coerced."""
-    cls = check_section(source, name)
+OVERRIDE = "--set"  # the origin of a key set on the command line
+
+
+def origin_of(key: str, sources: Mapping[str, str], source: str) -> str:
+    """Where ``key`` ("section.field" or "section") was set: its own entry in
+    ``sources``, else its section's, else ``source``."""
+    return sources.get(key) or sources.get(key.split(".", 1)[0]) or source
+
+
+def _at(origin: str, message: str) -> str:
+    """``message`` prefixed with where its key came from: ``"--set learner.lr: ..."`` for
+    the command line, ``"path.yaml: learner.lr: ..."`` for a file."""
+    return f"{origin} {message}" if origin == OVERRIDE else f"{origin}: {message}"
+
+
+_KEY_AT_START = re.compile(r"^([A-Za-z_]\w*\.[A-Za-z_]\w*)[.:\[]")
+
+
+def _section(name: Any, values: Any, source: str, sources: Mapping[str, str]) -> Any:
+    """One section dataclass from its mapping: keys checked, values coerced; errors name
+    the file (or ``--set``) each key came from."""
+    cls = check_section(origin_of(str(name), sources, source), name)
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{source}: section {name!r} must be a mapping")
+        raise ConfigError(f"{origin_of(name, sources, source)}: section {name!r} must be a mapping")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
-        check_key(source, name, key)
-        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+        where = origin_of(f"{name}.{key}", sources, source)
+        check_key(where, name, key)
+        try:
+            kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+        except ConfigError as exc:
+            raise ConfigError(_at(where, str(exc))) from None
     if name == "env":
         kwargs = apply_protocol(kwargs, source)
     return cls(**kwargs)
 
 
-def from_dict(data: dict, source: str = "config") -> Config:
-    """Build a validated Config from nested dicts; unknown keys raise ConfigError."""
+def from_dict(
+    data: dict, source: str = "config", sources: Mapping[str, str] | None = None
+) -> Config:
+    """Build a validated Config from nested dicts; unknown keys, wrong types and values
+    out of range raise ConfigError naming the key and where it came from: its entry in
+    ``sources`` ("section.field" or "section" -> a file path or ``--set``), else ``source``."""
+    sources = sources or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
     sections = {}
     for name, values in data.items():
-        sections[name] = _section(name, values, source)
+        sections[name] = _section(name, values, source, sources)
     config = Config(**sections)
-    validate(config)
+    try:
+        validate(config)
+    except ConfigError as exc:
+        match = _KEY_AT_START.match(str(exc))
+        where = origin_of(match.group(1), sources, source) if match else source
+        raise ConfigError(_at(where, str(exc))) from None
     return config
 
 
@@ -258,8 +295,24 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from exc
 
 
-def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+def load_raw(path: str | Path) -> dict:
     """The merged nested dict of a YAML file and its ``extends:`` chain (relative paths)."""
+    return load_raw_sourced(path)[0]
+
+
+def _sources_of(data: dict, path: Path) -> dict[str, str]:
+    """``{"section": path, "section.field": path}`` for every section and key of ``data``."""
+    out = {}
+    for section, values in data.items():
+        out[str(section)] = str(path)
+        if isinstance(values, dict):
+            out.update({f"{section}.{key}": str(path) for key in values})
+    return out
+
+
+def load_raw_sourced(path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str]]:
+    """``load_raw(path)`` and, for every section and "section.field" in it, the file of the
+    ``extends:`` chain that set it last (what ``from_dict``'s errors name)."""
     path = Path(path)
     resolved = path.resolve()
     if resolved in _seen:
@@ -271,11 +324,11 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     parent = data.pop("extends", None)
     if parent is None:
-        return data
+        return data, _sources_of(data, path)
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: 'extends' must be a path string")
-    base = load_raw(path.parent / parent, (*_seen, resolved))
-    return _deep_merge(base, data)
+    base, sources = load_raw_sourced(path.parent / parent, (*_seen, resolved))
+    return _deep_merge(base, data), {**sources, **_sources_of(data, path)}
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -298,26 +351,34 @@ def apply_overrides(data: dict, overrides: Sequence[str] | Mapping[str, Any]) ->
     items ``"section.field=value"`` (parsed by ``parse_override``), or a mapping
     ``{"section.field": value}`` of values already parsed. Keys are checked later, by
     ``from_dict``."""
-    if isinstance(overrides, Mapping):
-        pairs = [(key.split("."), value) for key, value in overrides.items()]
-    else:
-        pairs = [parse_override(item) for item in overrides]
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for (section, key), value in pairs:
+    for (section, key), value in _override_pairs(overrides):
         if not isinstance(out.get(section), dict):
             out[section] = {}
         out[section][key] = value
     return out
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply ``--set`` items."""
-    data = load_raw(path) if path is not None else {}
-    data = apply_overrides(data, list(overrides))
-    source = str(path) if path is not None else "defaults"
-    if overrides:
-        source += " + --set"
-    return from_dict(data, source)
+def _override_pairs(overrides: Sequence[str] | Mapping[str, Any]) -> list[tuple[list[str], Any]]:
+    """(["section", "field"], value) of each ``--set`` item or mapping entry."""
+    if isinstance(overrides, Mapping):
+        return [(key.split("."), value) for key, value in overrides.items()]
+    return [parse_override(item) for item in overrides]
+
+
+def load_config(
+    path: str | Path | None, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply the overrides
+    (``--set`` items, or a mapping ``{"section.field": value}``); errors name the file or
+    ``--set`` each offending key came from."""
+    data, sources = load_raw_sourced(path) if path is not None else ({}, {})
+    pairs = _override_pairs(overrides)
+    data = apply_overrides(data, overrides)
+    for parts, _ in pairs:
+        sources[".".join(parts)] = OVERRIDE
+        sources.setdefault(parts[0], OVERRIDE)
+    return from_dict(data, str(path) if path is not None else "defaults", sources)
 
 
 def dump_config(config: Config) -> str:

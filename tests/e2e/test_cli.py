@@ -442,7 +442,7 @@ def test_bad_input_exit_code_in_a_subprocess(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        "rlkit: error: learner.gamma: must be in (0, 1], got 1.5"
+        "rlkit: error: --set learner.gamma: must be in (0, 1], got 1.5"
     ]
     assert not (tmp_path / "runs").exists()
 

@@ -211,7 +211,7 @@ def test_torsos_are_the_networks_own_list():
     listed = ", ".join(repr(t) for t in TORSOS)
     with pytest.raises(ConfigError) as info:
         load_config(None, ["network.torso=resnet"])
-    assert str(info.value) == f"network.torso: must be one of {listed}, got 'resnet'"
+    assert str(info.value) == f"--set network.torso: must be one of {listed}, got 'resnet'"
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def test_backend_and_head_come_from_their_registries(monkeypatch, key, module, f
     assert getattr(getattr(load_config(None, [f"{key}=beta"]), section), name) == "beta"
     with pytest.raises(ConfigError) as info:
         load_config(None, [f"{key}=gamma"])
-    assert str(info.value) == f"{key}: unknown {noun} 'gamma' (choose from alpha, beta)"
+    assert str(info.value) == f"--set {key}: unknown {noun} 'gamma' (choose from alpha, beta)"
 
 
 def test_backend_and_head_fall_back_without_a_registry(monkeypatch):
@@ -247,7 +247,7 @@ def test_backend_and_head_fall_back_without_a_registry(monkeypatch):
     with pytest.raises(ConfigError) as info:
         load_config(None, ["env.backend=gym"])
     assert str(info.value) == (
-        "env.backend: unknown backend 'gym' (choose from ale_vector, envpool, gymnasium)"
+        "--set env.backend: unknown backend 'gym' (choose from ale_vector, envpool, gymnasium)"
     )
     with pytest.raises(
         ConfigError, match=r"network.head: unknown head 'qr' \(choose from auto, c51"

@@ -198,7 +198,9 @@ def test_suite_errors_are_one_line_and_name_file_and_key(suite_dir, body, messag
 def test_config_errors_name_suite_variant_and_env(suite_dir, tmp_path):
     body = "variants: [variants/max.yaml]\nenvs: [CartPole-v1]\nset: {learner.lr: -1}\n"
     suite = load_suite(suite_file(suite_dir, body))
-    with pytest.raises(ConfigError, match=r"suite.yaml: variant 'max' on CartPole-v1: learner.lr"):
+    with pytest.raises(
+        ConfigError, match=r"suite.yaml: variant 'max' on CartPole-v1: the suite's set: learner.lr"
+    ):
         expand(suite, tmp_path)
     body = "variants: [variants/max.yaml]\nenvs: [CartPol-v1]\n"
     with pytest.raises(EnvError, match="CartPole-v1"):

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from rlkit.config import (
+    OVERRIDE,
     SECTION_TYPES,
     Config,
     ConfigError,
     apply_overrides,
     from_dict,
-    load_raw,
+    load_raw_sourced,
     parse_override,
     read_yaml,
     split_key,
@@ -224,10 +225,15 @@ def resolve_config(
     """The config of (variant, env) before the seed: file, suite set, env, ``--set``."""
     where = f"{suite.path}: variant {variant.stem!r} on {env.name}"
     try:
-        raw = load_raw(variant)
-        for values in (suite.overrides, {"env.id": env.id}, env.overrides, overrides):
+        raw, sources = load_raw_sourced(variant)
+        for origin, values in (
+            ("the suite's set", suite.overrides),
+            (f"env {env.name}", {"env.id": env.id, **env.overrides}),
+            (OVERRIDE, overrides),
+        ):
             raw = apply_overrides(raw, values)
-        return from_dict(raw, str(variant))
+            sources.update({key: origin for key in values})
+        return from_dict(raw, str(variant), sources)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
