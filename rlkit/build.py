@@ -34,11 +34,12 @@ from rlkit.agent.nn import QNetwork
 from rlkit.agent.policy import EpsilonGreedy
 from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
 from rlkit.config import Config
-from rlkit.envs import VecEnv, space_info
+from rlkit.envs import VecEnv, layout_of, space_info
 from rlkit.envs.builder import make_envs
 from rlkit.loops.collector import Collector
 from rlkit.loops.evaluate import EvalResult, evaluate
 from rlkit.loops.sync import Cadence, Trainer
+from rlkit.support import resolve as resolve_support
 from rlkit.types import Logger
 
 __all__ = [
@@ -138,13 +139,17 @@ def _setup_torch(config: Config) -> torch.device:
 
 
 def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Components:
-    """Build envs, network, learner, replay, policies and the sync loop (seeded)."""
+    """Build envs, network, learner, replay, policies and the sync loop (seeded).
+
+    A C51 support still ``auto`` is resolved first (``rlkit.support``); the components'
+    ``config`` holds the numbers."""
+    config, _ = resolve_support(config)
     t = config.trainer
     device = _setup_torch(config)
     envs = make_envs(config, config.env.num_envs)
     eval_envs = make_envs(config, min(config.eval.episodes, 10), evaluation=True)
     obs_shape, obs_dtype, num_actions = space_info(envs)
-    network = build_network(config, obs_shape, num_actions).to(device)
+    network = build_network(config, obs_shape, num_actions, layout_of(envs)).to(device)
     learner = build_learner(config, network, device)
     replay = build_replay(config, obs_shape, obs_dtype, device, seed=t.seed)
     nstep = NStepAccumulator(config.replay.n_step, config.learner.gamma, num_envs=envs.num_envs)

@@ -66,3 +66,36 @@ class Logger(Protocol):
     def log(self, env_steps: int, scalars: dict[str, float]) -> None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ObsPart:
+    """One part of a packed observation: columns ``[start, stop)`` of the flat vector.
+
+    ``kind``: ``"box"`` (real values, flattened, times ``scale``), ``"onehot"`` (one
+    integer per column, column ``i`` with ``classes[i]`` values, one-hot encoded by the
+    network) or ``"image"`` (``shape`` channels-first [C, H, W]; stored as [H, W, C] when
+    ``channels_last``; times ``scale``, e.g. 1/255 for uint8 pixels).
+    """
+
+    name: str
+    kind: str
+    start: int
+    stop: int
+    shape: tuple[int, ...] = ()
+    classes: tuple[int, ...] = ()
+    scale: float = 1.0
+    channels_last: bool = False
+
+
+@dataclass(frozen=True)
+class ObsLayout:
+    """How a packed observation (one flat array of ``dtype``) splits into parts; the
+    network builds one input encoder per part from it (``rlkit.agent.nn.encoders``)."""
+
+    parts: tuple[ObsPart, ...]
+    dtype: str
+
+    @property
+    def size(self) -> int:
+        return self.parts[-1].stop if self.parts else 0

@@ -24,6 +24,7 @@ from rlkit.agent.replay import PrioritizedReplayBuffer, ReplayBuffer
 from rlkit.agent.replay.frames import frame_pool_size, frame_storage_bytes
 from rlkit.agent.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, Schedule
 from rlkit.config import Config, ConfigError
+from rlkit.types import ObsLayout
 
 MEMINFO = Path("/proc/meminfo")
 
@@ -50,23 +51,40 @@ def head_name(config: Config) -> str:
         raise ConfigError(f"network.head: {err}") from None
 
 
-def build_network(config: Config, obs_shape: tuple[int, ...], num_actions: int) -> QNetwork:
-    """The QNetwork of ``config.network``, with the readout of its ``network.head``.
+def build_network(
+    config: Config,
+    obs_shape: tuple[int, ...],
+    num_actions: int,
+    obs_layout: ObsLayout | None = None,
+) -> QNetwork:
+    """The QNetwork of ``config.network``, with the readout of its ``network.head``
+    (and, for packed observations, the input encoders of ``obs_layout``).
 
     ConfigError naming ``network.head`` when the head is unknown or contradicts the
     other network keys (e.g. ``c51`` with ``network.atoms`` 1).
     """
     n = config.network
     name = head_name(config)
+    if "auto" in (n.v_min, n.v_max) and name == "c51":
+        raise ConfigError(
+            "network.v_min/v_max: auto is resolved by a probe of the env before the net is "
+            "built (rlkit.build.build, rlkit.support.resolve); give numbers to build it alone"
+        )
     try:
         readout = objectives.make_readout(name, n.atoms, n.v_min, n.v_max)
     except ValueError as err:
         raise ConfigError(
             f"network.head: {err} (network.atoms={n.atoms}, v_min={n.v_min}, v_max={n.v_max})"
         ) from None
+    if obs_layout is not None and n.torso not in ("auto", "mlp"):
+        raise ConfigError(
+            f"network.torso: {n.torso!r} does not read this env's packed observations "
+            "(Discrete, MultiDiscrete, Dict, Tuple, ...): use auto or mlp"
+        )
     return QNetwork(
         obs_shape,
         num_actions,
+        obs_layout=obs_layout,
         hidden_sizes=n.hidden_sizes,
         dueling=n.dueling,
         noisy=n.noisy,

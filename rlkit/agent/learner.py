@@ -121,7 +121,7 @@ class DQNLearner:
 
     ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the objective's
     new priorities and the metrics ``loss``, the objective's (``q_mean``,
-    ``td_abs_mean``), ``grad_norm``.
+    ``td_abs_mean``; C51 also ``support_clip_frac``), ``grad_norm``.
     """
 
     def __init__(

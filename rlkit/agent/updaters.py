@@ -286,7 +286,7 @@ class ManualC51Updater:
         obj = self.objective
         support = obj.readout.support
         forwards.computed_by(self.target.forward, self.grad.forward, self._kept_forward)
-        target_BZ = obj.target_distribution(batch, forwards)
+        target_BZ, clip_frac = obj.target_and_clipped(batch, forwards)
         raw_BAZ = forwards.online(batch.obs)
         rows_B = torch.arange(len(batch.action), device=raw_BAZ.device)
         logits_BZ = raw_BAZ[rows_B, batch.action]
@@ -305,8 +305,10 @@ class ManualC51Updater:
         q_sa_B = (p_BZ * support).sum(dim=1)
         td_abs_B = ((target_BZ * support).sum(dim=1) - q_sa_B).abs()
         loss = weighted_mean(batch.weights, ce_B)
-        values = torch.stack([loss, q_sa_B.mean(), td_abs_B.mean(), grad_norm]).tolist()
-        names = ("loss", "q_mean", "td_abs_mean", "grad_norm")
+        values = torch.stack(
+            [loss, q_sa_B.mean(), td_abs_B.mean(), clip_frac.to(loss.dtype), grad_norm]
+        ).tolist()
+        names = ("loss", "q_mean", "td_abs_mean", "support_clip_frac", "grad_norm")
         return LossOutput(
             loss=values[0],
             priorities=priorities_B.double().cpu().numpy(),

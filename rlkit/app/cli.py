@@ -1,4 +1,6 @@
-"""Command line: ``rlkit train | eval | config | ablate | plot``.
+"""Command line: ``rlkit train | eval | export | config | ablate | plot``.
+
+``train``, ``eval`` and ``export`` call the Python API (``rlkit.app.api``).
 
 User mistakes (bad config, unknown env, existing run dir, unreadable checkpoint) print
 one line ``rlkit: error: ...`` and exit with code 2; ``--debug`` shows the traceback.
@@ -120,6 +122,30 @@ def _add_eval(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     )
     ev.add_argument("--seed", type=int, help="environment seed for the evaluation episodes")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device (default: the run's)")
+    ev.add_argument(
+        "--video",
+        type=Path,
+        metavar="PATH",
+        help="record the episodes (rendered, one env): PATH.mp4 or .gif holds them all, a "
+        "directory one file per episode; GIF without ffmpeg. Needs pip install 'rlkit[video]'",
+    )
+
+
+def _add_export(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    ex = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write a run's greedy policy as TorchScript (runs without rlkit)",
+        description=(
+            "Write the greedy policy of RUN_DIR's newest checkpoint (or --checkpoint) to OUT "
+            "as TorchScript: torch.jit.load(OUT)(obs) takes a batch [N, *obs_shape] of "
+            "observations exactly as the env returns them (uint8 or float) and returns "
+            "int64 actions [N]; noisy layers use their means. CPU; needs only torch."
+        ),
+    )
+    ex.add_argument("run_dir", type=Path, help="a run dir written by 'rlkit train'")
+    ex.add_argument("out", type=Path, help="output file, e.g. policy.pt")
+    ex.add_argument("--checkpoint", type=Path, help="checkpoint file (default: the newest)")
 
 
 def _add_config(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -226,47 +252,65 @@ def _parser(shown: tuple[object, str] | None = None) -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
     _add_train(sub, common, shown)
-    for add in (_add_eval, _add_config, _add_ablate, _add_plot):
+    for add in (_add_eval, _add_export, _add_config, _add_ablate, _add_plot):
         add(sub, common)
     return parser
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from rlkit.app.run import default_run_dir, resume_config, train
-    from rlkit.config import ConfigError, load_config
+    from rlkit.app.api import train
+    from rlkit.config import ConfigError
 
     if args.resume is not None:
         if args.run_dir is not None or args.overwrite:
             raise ConfigError("--resume RUN_DIR names the run dir; drop --run-dir/--overwrite")
-        config = resume_config(args.resume, args.config, args.overrides, args.force)
-        train(config, args.resume, resume=True)
+        train(args.config, args.overrides, run_dir=args.resume, resume=True, force=args.force)
         print(f"evaluate again with: rlkit eval {args.resume}")
         return 0
     if args.force:
         raise ConfigError("--force only applies to --resume")
-    path = args.config or _default_config_path()
-    config = load_config(path, args.overrides)
-    run_dir = args.run_dir or default_run_dir(config, str(path) if path else None)
-    train(config, run_dir, overwrite=args.overwrite)
-    print(f"evaluate again with: rlkit eval {run_dir}")
+    run = train(args.config, args.overrides, run_dir=args.run_dir, overwrite=args.overwrite)
+    print(f"evaluate again with: rlkit eval {run.run_dir}")
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from rlkit.app.run import evaluate_run
+    from rlkit.app.api import Agent, evaluate
 
     if args.episodes is not None and args.episodes < 1:
         from rlkit.config import ConfigError
 
         raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
-    result, used = evaluate_run(
-        args.run_dir, args.checkpoint, args.episodes, args.seed, args.device
-    )
-    print(f"checkpoint: {used}")
+    if args.video is not None:
+        from rlkit.app.video import require_imageio
+
+        require_imageio()  # before loading anything
+    run_dir = args.run_dir if args.checkpoint is not None else None
+    agent = Agent.load(args.checkpoint or args.run_dir, args.device, run_dir=run_dir)
+    episodes = args.episodes or agent.config.eval.episodes
+    seed = agent.config.trainer.seed + 7 if args.seed is None else args.seed
+    if args.video is None:
+        result = evaluate(agent, None, episodes, seed)
+    else:
+        from rlkit.app.video import record_agent
+
+        recording = record_agent(agent, args.video, episodes, seed)
+        result = recording.result
+        print(f"video: {', '.join(str(p) for p in recording.files)}")
+    print(f"checkpoint: {agent.checkpoint}")
     print(
         f"return: {result.mean:.2f} ± {result.std:.2f} over {len(result.returns)} episodes "
         f"(mean length {sum(result.lengths) / len(result.lengths):.1f})"
     )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from rlkit.app.api import Agent, export
+
+    run_dir = args.run_dir if args.checkpoint is not None else None
+    agent = Agent.load(args.checkpoint or args.run_dir, "cpu", run_dir=run_dir)
+    print(f"wrote {export(agent, args.out)} (greedy policy of {agent.checkpoint})")
     return 0
 
 
@@ -335,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "train": _cmd_train,
         "eval": _cmd_eval,
+        "export": _cmd_export,
         "config": _cmd_config,
         "ablate": _cmd_ablate,
         "plot": _cmd_plot,

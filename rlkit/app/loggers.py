@@ -20,6 +20,7 @@ __all__ = [
     "Logger",
     "MultiLogger",
     "ProgressLogger",
+    "SupportClipWatch",
     "TensorBoardLogger",
     "TerminalProgress",
 ]
@@ -135,6 +136,34 @@ class TerminalProgress:
             self.stream.flush()
 
 
+class SupportClipWatch:
+    """One warning when ``train/support_clip_frac`` (the share of C51 target mass that
+    fell outside [v_min, v_max]) averages above ``threshold`` over the last ``points``
+    logged training points: the support is too narrow for the returns."""
+
+    TAG = "train/support_clip_frac"
+
+    def __init__(self, threshold: float = 0.2, points: int = 5) -> None:
+        self.threshold, self.points = threshold, points
+        self.recent: list[float] = []
+        self.warned = False
+
+    def observe(self, scalars: dict[str, float]) -> str | None:
+        """The warning, the first time the running mean is high; else None."""
+        if self.warned or self.TAG not in scalars:
+            return None
+        self.recent = [*self.recent, scalars[self.TAG]][-self.points :]
+        mean = sum(self.recent) / len(self.recent)
+        if len(self.recent) < self.points or mean <= self.threshold:
+            return None
+        self.warned = True
+        return (
+            f"warning: {mean:.0%} of the C51 target mass fell outside the support over the "
+            f"last {self.points} training points (train/support_clip_frac): returns do not "
+            "fit in [network.v_min, network.v_max]; widen them, or set both to auto"
+        )
+
+
 class ProgressLogger(TerminalProgress):
     """Training progress: env steps, steps/s, the last train and eval returns, the ETA."""
 
@@ -144,6 +173,7 @@ class ProgressLogger(TerminalProgress):
         self.last_eval: float | None = None
         self.last_return: float | None = None
         self._printed_at: int | None = None  # env steps of the last plain line printed
+        self.support_clip = SupportClipWatch()
 
     def begin(self, env_steps: int) -> None:
         self.start = time.perf_counter()
@@ -177,6 +207,9 @@ class ProgressLogger(TerminalProgress):
             self.last_eval = scalars["eval/return_mean"]
         if "train/episode_return" in scalars:
             self.last_return = scalars["train/episode_return"]
+        warning = self.support_clip.observe(scalars)
+        if warning is not None:
+            self.message(warning)
 
 
 class MultiLogger:

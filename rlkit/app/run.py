@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,9 +44,11 @@ from rlkit.build import (
     resolve_device,
 )
 from rlkit.config import Config, dump_config, to_dict
-from rlkit.envs import space_info
+from rlkit.envs import layout_of, space_info
 from rlkit.loops.evaluate import EvalResult, evaluate
 from rlkit.loops.sync import NumericalError
+from rlkit.support import resolve as resolve_support
+from rlkit.types import Logger
 
 __all__ = [
     "FORMAT_VERSION",
@@ -86,10 +89,12 @@ def check_env(config: Config) -> int:
 def load_network_from_checkpoint(path: Path, config: Config, device: torch.device):
     """The online network of the checkpoint at ``path`` (on ``device``) and its state."""
     state = ckpt.load_checkpoint(path, map_location=device)
+    config, _ = resolve_support(config, state)  # ``auto``: the support the run recorded
     envs = make_envs(config, 1)
     obs_shape, _, num_actions = space_info(envs)
     envs.close()
-    net = build_network(config, obs_shape, num_actions).to(device)
+    layout = layout_of(envs)
+    net = build_network(config, obs_shape, num_actions, layout).to(device)
     try:
         net.load_state_dict(state["learner"]["online"])
     except (KeyError, RuntimeError) as exc:
@@ -142,7 +147,14 @@ class _Logs:
     progress: ProgressLogger
     jsonl: JSONLLogger
     tensorboard: TensorBoardLogger
-    logger: MultiLogger  # all three
+    logger: MultiLogger  # all three, and the caller's logger
+    video: Any = None  # records an episode every eval.video_every env steps (or None)
+
+    def on_step(self, env_steps: int) -> None:
+        """The trainer's per-step progress callback."""
+        self.progress.update(env_steps)
+        if self.video is not None:
+            self.video(env_steps)
 
 
 def _start(config: Config, run_dir: Path, resume: bool, overwrite: bool, stream: IO[str]) -> _Start:
@@ -160,13 +172,22 @@ def _start(config: Config, run_dir: Path, resume: bool, overwrite: bool, stream:
     return _Start(path, state, steps)
 
 
-def _open_logs(config: Config, run_dir: Path, start: _Start, stream: IO[str]) -> _Logs:
-    """Progress, metrics.jsonl and TensorBoard (purging points after a resumed checkpoint)."""
+def _open_logs(
+    config: Config, run_dir: Path, start: _Start, stream: IO[str], extra: Logger | None
+) -> _Logs:
+    """Progress, metrics.jsonl and TensorBoard (purging points after a resumed checkpoint),
+    then ``extra`` (the caller's logger, e.g. the Python API's callback)."""
     progress = ProgressLogger(config.trainer.total_steps, stream)
     jsonl = JSONLLogger(run_dir / "metrics.jsonl")
     purge = start.steps + 1 if start.state is not None else None
     tensorboard = TensorBoardLogger(run_dir, purge_step=purge)
-    return _Logs(progress, jsonl, tensorboard, MultiLogger(jsonl, tensorboard, progress))
+    chain = (jsonl, tensorboard, progress) + ((extra,) if extra is not None else ())
+    logs = _Logs(progress, jsonl, tensorboard, MultiLogger(*chain))
+    if config.eval.video_every > 0:
+        from rlkit.app.video import VideoEvery
+
+        logs.video = VideoEvery(config, run_dir / "videos", tensorboard.writer)
+    return logs
 
 
 class _Checkpointer:
@@ -196,7 +217,7 @@ def _build_and_restore(
     config: Config, logs: _Logs, save: _Checkpointer, start: _Start, stream: IO[str]
 ) -> Components:
     """Build the run's components and, when resuming, put the checkpoint back into them."""
-    components = build(config, logs.logger, checkpoint=save, progress=logs.progress.update)
+    components = build(config, logs.logger, checkpoint=save, progress=logs.on_step)
     save.components = components
     try:
         if start.state is not None:
@@ -210,9 +231,20 @@ def _build_and_restore(
     return components
 
 
-def _run_trainer(components: Components, logs: _Logs, start_steps: int, ckpt_dir: Path) -> bool:
-    """Run the trainer to its end or a stop request; returns whether a stop was requested."""
-    with _StopFlag() as stop:
+def _run_trainer(
+    components: Components,
+    logs: _Logs,
+    start_steps: int,
+    ckpt_dir: Path,
+    also_stop: Callable[[], bool] | None = None,
+) -> bool:
+    """Run the trainer to its end or a stop request (a signal, or ``also_stop()``
+    returning True); returns whether a stop was requested."""
+    with _StopFlag() as signalled:
+
+        def stop() -> bool:
+            return signalled() or (also_stop is not None and also_stop())
+
         logs.progress.begin(start_steps)
         try:
             components.trainer.run(stop=stop)
@@ -223,11 +255,15 @@ def _run_trainer(components: Components, logs: _Logs, start_steps: int, ckpt_dir
             )
             raise NumericalError(f"{exc}; training stopped, {last}") from exc
         logs.progress.update(components.trainer.counters.env_steps, force=True)
-    return stop.requested
+    return stop()
 
 
 def _train_to_end(
-    components: Components, logs: _Logs, run_dir: Path, start_steps: int
+    components: Components,
+    logs: _Logs,
+    run_dir: Path,
+    start_steps: int,
+    also_stop: Callable[[], bool] | None = None,
 ) -> EvalResult | None:
     """Train the built run to ``trainer.total_steps`` (or a stop); the final evaluation."""
     config = components.config
@@ -239,7 +275,7 @@ def _train_to_end(
         )
         return None
     ckpt_dir = run_dir / "checkpoints"
-    stopped = _run_trainer(components, logs, start_steps, ckpt_dir)
+    stopped = _run_trainer(components, logs, start_steps, ckpt_dir, also_stop)
     result = components.trainer.last_eval
     steps = components.trainer.counters.env_steps
     if stopped:
@@ -265,12 +301,16 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     stream=None,
+    logger: Logger | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[Components, EvalResult | None]:
     """Train ``config`` into ``run_dir`` with TensorBoard, JSONL and progress logging.
 
     ``resume``: continue ``run_dir`` from its newest complete checkpoint (``config``
     should come from ``resume_config``). Metrics logged after that checkpoint are
     dropped from metrics.jsonl and TensorBoard, so no point appears twice.
+    ``logger`` also receives every logged point; ``stop()`` returning True (checked after
+    each env step) ends the run with a checkpoint, as Ctrl-C does.
     """
     stream = stream if stream is not None else sys.stdout
     replay_need = check_env(config)  # fail on a bad env before anything is written
@@ -279,18 +319,23 @@ def train(
         "(estimated before allocation)\n"
     )
     start = _start(config, run_dir, resume, overwrite, stream)
-    logs = _open_logs(config, run_dir, start, stream)
+    config, support = resolve_support(config, start.state)  # config.yaml keeps ``auto``
+    if support is not None:
+        stream.write(support.line() + "\n")
+    logs = _open_logs(config, run_dir, start, stream, logger)
     random.seed(config.trainer.seed)
     np.random.seed(config.trainer.seed)
     save = _Checkpointer(run_dir, config.trainer.keep_checkpoints, logs)
     components = _build_and_restore(config, logs, save, start, stream)
+    if logs.video is not None:
+        logs.video.bind(components)
     stream.write(f"run dir: {run_dir}\n")
     stream.write(
         f"device: {components.device}; TensorBoard: tensorboard --logdir {run_dir.parent}\n"
     )
     stream.flush()
     try:
-        result = _train_to_end(components, logs, run_dir, start.steps)
+        result = _train_to_end(components, logs, run_dir, start.steps, stop)
     finally:
         logs.logger.close()
         components.close()
@@ -328,19 +373,16 @@ def evaluate_run(
     seed: int | None = None,
     device: str | None = None,
 ) -> tuple[EvalResult, Path]:
-    """Greedy evaluation of a run's newest (or the given) checkpoint."""
-    config = load_run_config(run_dir)
+    """Greedy evaluation of a run's newest (or the given) checkpoint, as ``rlkit eval``
+    does it (``rlkit.app.agent``: ``Agent.load`` then ``evaluate``)."""
+    from rlkit.app.agent import Agent
+    from rlkit.app.agent import evaluate as evaluate_agent
+
     if checkpoint is None:
-        found = ckpt.list_checkpoints(run_dir / "checkpoints")
-        if not found:
-            raise RunDirError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
-        checkpoint = found[-1]
-    if device is None and config.trainer.device == "cuda" and not torch.cuda.is_available():
-        # the run trained on a GPU that this machine lacks: evaluation runs fine on the CPU
-        sys.stdout.write("note: the run trained on cuda, which is not available here: using cpu\n")
-        device = "cpu"
-    dev = resolve_device(device or config.trainer.device)
-    net, _ = load_network_from_checkpoint(checkpoint, config, dev)
+        agent = Agent.load(run_dir, device)
+    else:
+        agent = Agent.load(checkpoint, device, run_dir=run_dir)
+    config = agent.config
     episodes = episodes or config.eval.episodes
     seed = config.trainer.seed + 7 if seed is None else seed
-    return evaluate_network(net, config, episodes, seed, dev), checkpoint
+    return evaluate_agent(agent, None, episodes, seed), agent.checkpoint

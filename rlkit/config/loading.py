@@ -70,6 +70,16 @@ def _yaml11_number(value: Any) -> Any:
     return value
 
 
+_EXPECTED = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+
+
+def _expected(tp: Any) -> str:
+    """What a value of annotation ``tp`` looks like, for error messages."""
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    return _EXPECTED.get(tp, _type_name(tp))
+
+
 def _coerce(key: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against the annotation ``tp``; return it converted (list -> tuple)."""
     if tp in (int, float):
@@ -87,6 +97,9 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
                 return _coerce(key, value, arg)
             except ConfigError as exc:
                 errors.append(str(exc))
+        if len(errors) > 1:  # e.g. float | Literal["auto"]: name every accepted form
+            wanted = " or ".join(_expected(a) for a in args if a is not type(None))
+            raise ConfigError(f"{key}: expected {wanted}, got {value!r}")
         raise ConfigError(errors[0] if errors else f"{key}: expected {_type_name(tp)}")
     if origin is Literal:
         if value not in args:

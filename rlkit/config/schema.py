@@ -28,8 +28,10 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class EnvConfig:
-    #: Gymnasium environment id, e.g. "CartPole-v1" (must have a discrete action space).
+    #: Gymnasium environment id, e.g. "CartPole-v1", or "module:EnvId" (Gymnasium imports the module first, e.g. "minigrid:MiniGrid-Empty-5x5-v0"); discrete (or small MultiDiscrete) actions.
     id: str = "CartPole-v1"
+    #: modules imported before the env is made, for packages that register their envs on import (e.g. [highway_env]); recorded in the run's config, so eval and export import them too.
+    imports: tuple[str, ...] = ()
     #: number of parallel training environments (>= 1); each vector step is num_envs env steps.
     num_envs: int = field(default=1, metadata=at_least(1))
     #: vector env backend: gymnasium (Gymnasium's SyncVectorEnv and wrappers; any env), ale_vector (ALE's AtariVectorEnv, C++ threads; ALE/ ids), envpool (pip install 'rlkit[envpool]'; ALE/ ids); a module rlkit/envs/<name>.py adds one.
@@ -38,6 +40,8 @@ class EnvConfig:
     max_episode_steps: int | None = field(default=None, metadata=at_least(1))
     #: extra keyword arguments for gymnasium.make (e.g. {continuous: false}).
     kwargs: dict = field(default_factory=dict)
+    #: Gymnasium wrappers applied in order to every env (training and evaluation): [{target: "module:Callable", kwargs: {...}}, ...]; each is called as target(env, **kwargs).
+    wrappers: tuple[dict, ...] = ()
     #: learn from sign(reward) (Atari); returns are still reported unclipped.
     clip_rewards: bool = False
     #: Atari (ALE/ ids): frames each agent step repeats its action (>= 1; max-pooled over the last two).
@@ -137,10 +141,10 @@ class NetworkConfig:
     atoms: int = field(default=51, metadata=at_least(1, note=" (1 = no distributional head)"))
     #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51; a module rlkit/agent/objectives/<name>.py adds one.
     head: str = field(default="auto", metadata=one_of(objective_names, "head"))
-    #: smallest return on the C51 support.
-    v_min: float = -10.0
-    #: largest return on the C51 support (> v_min).
-    v_max: float = 10.0
+    #: smallest return on the C51 support, or auto: from a seeded random-policy probe of the env before building (per-step reward range x discounted horizon (1 - gamma^T) / (1 - gamma), with the probe's returns, 0 and a 10% margin; recorded in the run's checkpoints; see docs/architecture.md). Unused by scalar heads.
+    v_min: float | Literal["auto"] = "auto"
+    #: largest return on the C51 support (> v_min), or auto (as v_min; one end auto and the other a number is allowed, and an empty result is an error).
+    v_max: float | Literal["auto"] = "auto"
     #: feature extractor: auto (MLP for vectors, Nature CNN for images >= 36 px, MinAtar CNN below), mlp, nature_cnn or minatar_cnn.
     torso: str = field(default="auto", metadata=one_of(torso_names))
     #: hidden width inside each head stream (0 = none; None = 512 for the CNN, 0 for the MLP).
@@ -257,6 +261,9 @@ class EvalConfig:
     episodes: int = field(default=10, metadata=at_least(1))
     #: epsilon used during evaluation, in [0, 1] (0 = fully greedy).
     epsilon: float = field(default=0.0, metadata=within(0, 1))
+    #: env steps between recorded greedy episodes (videos/ in the run dir and TensorBoard;
+    #: needs the video extra); 0 = off.
+    video_every: int = field(default=0, metadata=at_least(0))
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,41 @@ def _check_ale_kwargs(env: EnvConfig) -> None:
             raise ConfigError(f"env.kwargs.{key}: rlkit sets it for ALE ids; use {instead}")
 
 
+_WRAPPER_KEYS = ("target", "kwargs")
+
+
+def _check_wrappers(env: EnvConfig) -> None:
+    """ConfigError for an env.wrappers entry that is not {target: "module:Callable",
+    kwargs: {...}}."""
+    from rlkit.config.loading import suggest  # loading imports this module
+
+    for i, entry in enumerate(env.wrappers):
+        key = f"env.wrappers[{i}]"
+        for name in entry:
+            if name not in _WRAPPER_KEYS:
+                raise ConfigError(f"{key}: unknown key {name!r}{suggest(name, _WRAPPER_KEYS)}")
+        target = entry.get("target")
+        _check(
+            isinstance(target, str) and target.count(":") == 1 and all(target.split(":")),
+            f"{key}.target",
+            'expected "module:Callable", e.g. "gymnasium.wrappers:FlattenObservation"',
+            target,
+        )
+        kwargs = entry.get("kwargs", {})
+        _check(isinstance(kwargs, dict), f"{key}.kwargs", "expected a mapping", kwargs)
+    for i, name in enumerate(env.imports):
+        _check(bool(name.strip()), f"env.imports[{i}]", "expected a module name", name)
+
+
+def _check_env(env: EnvConfig) -> None:
+    _check_ale_kwargs(env)
+    _check_wrappers(env)
+
+
 def _check_network(c: Config) -> None:
     n = c.network
+    if "auto" in (n.v_min, n.v_max):
+        return  # checked once resolved (rlkit.support.with_support)
     _check(n.v_min < n.v_max, "network.v_max", "must be > network.v_min", n.v_max)
 
 
@@ -63,7 +96,7 @@ def _check_learner(c: Config) -> None:
 
 #: checks across keys, run after the section's own field rules
 _CROSS_CHECKS: dict[str, Callable[[Config], None]] = {
-    "env": lambda c: _check_ale_kwargs(c.env),
+    "env": lambda c: _check_env(c.env),
     "network": _check_network,
     "learner": _check_learner,
 }

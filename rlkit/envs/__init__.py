@@ -12,6 +12,7 @@ from rlkit.envs.gymnasium import (
     MinAtarObservation,
     autoreset_mode,
     check_spaces,
+    layout_of,
     space_info,
 )
 from rlkit.envs.gymnasium import make_sync_vec_env as make_vec_env
@@ -33,6 +34,7 @@ __all__ = [
     "check_env_id",
     "check_spaces",
     "ensure_registered",
+    "layout_of",
     "make",
     "make_vec_env",
     "restore_env_state",

@@ -16,8 +16,10 @@ imports it by name, so adding a backend is adding one file.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -124,10 +126,14 @@ def make(
     max_episode_steps: int | None = None,
     kwargs: dict[str, Any] | None = None,
     atari: AtariOptions | None = None,
+    imports: Sequence[str] = (),
+    wrappers: Sequence[dict] = (),
 ) -> VecEnv:
     """``num_envs`` envs of ``env_id`` from ``rlkit.envs.<backend>.make_vec_env``.
 
-    ``max_episode_steps`` is in agent steps; ``atari`` holds the Atari protocol of ALE ids.
+    ``max_episode_steps`` is in agent steps; ``atari`` holds the Atari protocol of ALE ids;
+    ``imports`` are imported first (packages that register envs); ``wrappers`` go to
+    backends that apply Gymnasium wrappers (EnvError for the others).
     Raises EnvError for an unknown backend (naming the available ones) and whatever the
     backend raises for an env it cannot make or a missing extra.
     """
@@ -136,7 +142,19 @@ def make(
         raise EnvError(f"env.backend: unknown backend {backend!r} (choose from {', '.join(names)})")
     if num_envs < 1:
         raise EnvError(f"env.num_envs must be >= 1, got {num_envs}")
+    from rlkit.envs.suites import import_module
+
+    for i, name in enumerate(imports):
+        import_module(name, f"env.imports[{i}]")
     module = importlib.import_module(f"rlkit.envs.{backend}")
+    extra = {}
+    if wrappers:
+        if "wrappers" not in inspect.signature(module.make_vec_env).parameters:
+            raise EnvError(
+                f"env.wrappers: the {backend} backend does not apply Gymnasium wrappers "
+                "(env.backend gymnasium does)"
+            )
+        extra["wrappers"] = tuple(wrappers)
     return module.make_vec_env(
-        env_id, num_envs, max_episode_steps=max_episode_steps, kwargs=kwargs, atari=atari
+        env_id, num_envs, max_episode_steps=max_episode_steps, kwargs=kwargs, atari=atari, **extra
     )

@@ -12,6 +12,7 @@ the backend entry point ``rlkit.envs.make("gymnasium", ...)`` calls.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -20,8 +21,10 @@ from gymnasium.vector import AutoresetMode
 
 from rlkit.envs.atari import AtariOptions, LifeLossSignal
 from rlkit.envs.base import EnvError, SteppedInOneCall, VecStep
+from rlkit.envs.spaces import adapt_actions, adapt_observations
 from rlkit.envs.state import capture_env_state, restore_env_state
-from rlkit.envs.suites import check_env_id, suite_of
+from rlkit.envs.suites import check_env_id, import_module, suite_of
+from rlkit.types import ObsLayout
 
 
 class MinAtarObservation(gym.ObservationWrapper):
@@ -41,20 +44,43 @@ def make_env(
     max_episode_steps: int | None,
     kwargs: dict[str, Any],
     atari: AtariOptions | None = None,
+    wrappers: Sequence[dict] = (),
 ) -> gym.Env:
     """One Gymnasium env of ``env_id`` with rlkit's wrappers: the Atari preprocessing of
-    ``atari`` for ALE ids, channels-first grids for MinAtar; EnvError for a missing extra
-    or rejected ``kwargs``."""
+    ``atari`` for ALE ids, channels-first grids for MinAtar; then the user's ``wrappers``
+    ({target: "module:Callable", kwargs}) in order, and the adapters of
+    ``rlkit.envs.spaces`` (a Discrete action space from 0, a Box observation). EnvError
+    for a missing extra, rejected ``kwargs`` or an unsupported space."""
     suite = suite_of(env_id)
     try:
         if suite == "atari":
-            return _make_atari(env_id, max_episode_steps, kwargs, atari or AtariOptions())
-        env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
-        return MinAtarObservation(env) if suite == "minatar" else env
+            env = _make_atari(env_id, max_episode_steps, kwargs, atari or AtariOptions())
+        else:
+            env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
+            env = MinAtarObservation(env) if suite == "minatar" else env
     except gym.error.DependencyNotInstalled as exc:
         raise EnvError(f"env.id {env_id!r} needs an extra dependency: {exc}") from exc
     except TypeError as exc:
         raise EnvError(f"env.kwargs for {env_id!r} rejected: {exc}") from exc
+    for i, entry in enumerate(wrappers):
+        env = apply_wrapper(env, entry, f"env.wrappers[{i}]")
+    return adapt_observations(adapt_actions(env, env_id))
+
+
+def apply_wrapper(env: gym.Env, entry: dict, key: str) -> gym.Env:
+    """``target(env, **kwargs)`` for one env.wrappers entry; EnvError naming ``key``."""
+    module, _, name = str(entry["target"]).partition(":")
+    target = getattr(import_module(module, f"{key}.target"), name, None)
+    if not callable(target):
+        raise EnvError(f"{key}.target: {module!r} has no callable {name!r}")
+    try:
+        wrapped = target(env, **dict(entry.get("kwargs") or {}))
+    except Exception as exc:  # noqa: BLE001 - a user wrapper may raise anything
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EnvError(f"{key}: {entry['target']} failed: {first}") from exc
+    if not isinstance(wrapped, gym.Env):
+        raise EnvError(f"{key}: {entry['target']} returned {type(wrapped).__name__}, not an env")
+    return wrapped
 
 
 def _make_atari(
@@ -92,6 +118,7 @@ def make_sync_vec_env(
     max_episode_steps: int | None = None,
     kwargs: dict[str, Any] | None = None,
     atari: AtariOptions | None = None,
+    wrappers: Sequence[dict] = (),
 ) -> gym.vector.SyncVectorEnv:
     """``num_envs`` copies of ``env_id`` in a SyncVectorEnv with SAME_STEP autoreset.
 
@@ -103,9 +130,12 @@ def make_sync_vec_env(
     """
     check_env_id(env_id)
     kwargs = dict(kwargs or {})
-    probe = make_env(env_id, max_episode_steps, kwargs, atari)
+    probe = make_env(env_id, max_episode_steps, kwargs, atari, wrappers)
     check_spaces(env_id, probe.observation_space, probe.action_space)
-    fns = [lambda: make_env(env_id, max_episode_steps, kwargs, atari) for _ in range(num_envs - 1)]
+    fns = [
+        lambda: make_env(env_id, max_episode_steps, kwargs, atari, wrappers)
+        for _ in range(num_envs - 1)
+    ]
     envs = gym.vector.SyncVectorEnv([lambda: probe, *fns], autoreset_mode=AutoresetMode.SAME_STEP)
     return envs
 
@@ -117,10 +147,16 @@ def make_vec_env(
     max_episode_steps: int | None = None,
     kwargs: dict[str, Any] | None = None,
     atari: AtariOptions | None = None,
+    wrappers: Sequence[dict] = (),
 ) -> GymnasiumVecEnv:
     """The Gymnasium backend: ``make_sync_vec_env(...)`` behind the VecEnv protocol."""
     envs = make_sync_vec_env(
-        env_id, num_envs, max_episode_steps=max_episode_steps, kwargs=kwargs, atari=atari
+        env_id,
+        num_envs,
+        max_episode_steps=max_episode_steps,
+        kwargs=kwargs,
+        atari=atari,
+        wrappers=wrappers,
     )
     return GymnasiumVecEnv(envs)
 
@@ -134,7 +170,7 @@ def check_spaces(env_id: str, obs_space: gym.Space, action_space: gym.Space) -> 
     if not isinstance(obs_space, gym.spaces.Box):
         raise EnvError(
             f"env.id {env_id!r} has a {type(obs_space).__name__} observation space; "
-            "rlkit supports Box observations"
+            "rlkit reads Box observations (rlkit.envs.spaces adapts the others)"
         )
 
 
@@ -151,6 +187,17 @@ def space_info(envs: Any) -> tuple[tuple[int, ...], np.dtype, int]:
         return tuple(envs.obs_shape), np.dtype(envs.obs_dtype), int(envs.num_actions)
     obs_space = envs.single_observation_space
     return tuple(obs_space.shape), np.dtype(obs_space.dtype), int(envs.single_action_space.n)
+
+
+def layout_of(envs: Any) -> ObsLayout | None:
+    """The ``ObsLayout`` of a VecEnv's or Gymnasium vector env's packed observations
+    (``rlkit.envs.spaces.PackedObservation``), or None for plain Box observations."""
+    if hasattr(envs, "obs_layout"):
+        return envs.obs_layout
+    subs = getattr(envs, "envs", None)
+    if subs:
+        return getattr(subs[0], "obs_layout", None)
+    return None
 
 
 def life_lost(info: dict, num_envs: int) -> np.ndarray:
@@ -176,6 +223,7 @@ class GymnasiumVecEnv(SteppedInOneCall):
         self.envs = envs
         self.num_envs = envs.num_envs
         self.obs_shape, self.obs_dtype, self.num_actions = space_info(envs)
+        self.obs_layout = layout_of(envs)
         self.same_step = autoreset_mode(envs) == AutoresetMode.SAME_STEP
 
     def reset(self, seed: int | None = None) -> np.ndarray:

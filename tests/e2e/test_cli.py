@@ -56,6 +56,7 @@ EXPECTED_TAGS = {
     "train/loss",
     "train/q_mean",
     "train/td_abs_mean",
+    "train/support_clip_frac",
     "train/grad_norm",
     "train/episode_return",
     "train/episode_length",
@@ -103,7 +104,8 @@ def test_train_writes_the_resolved_config(trained):
     raw = yaml.safe_load((trained.path / "config.yaml").read_text())
     assert raw == to_dict(used)
     assert "extends" not in raw
-    assert saved.network.v_max == 100.0  # from configs/cartpole_rainbow.yaml, not the dataclass
+    assert saved.replay.alpha == 0.2  # from configs/cartpole_rainbow.yaml, not the dataclass
+    assert saved.network.v_max == "auto"  # the resolved support is in the checkpoints
     assert saved.network.hidden_sizes == (16,)  # from --set
     assert saved.trainer.total_steps == TOTAL_STEPS
     assert saved != Config()
@@ -197,7 +199,14 @@ def test_train_writes_checkpoints(trained):
     assert files[-1] == f"ckpt_{TOTAL_STEPS:012d}.pt"
     state = load_checkpoint(ckpt_dir / files[-1])
     assert state["env_steps"] == state["trainer"]["counters"]["env_steps"] == TOTAL_STEPS
-    assert state["config"] == to_dict(load_config(trained.path / "config.yaml"))
+    # the checkpoint's config is config.yaml with the C51 support's "auto" resolved
+    saved = to_dict(load_config(trained.path / "config.yaml"))
+    assert (saved["network"]["v_min"], saved["network"]["v_max"]) == ("auto", "auto")
+    recorded = state["config"]["network"]
+    assert all(isinstance(recorded[k], float) for k in ("v_min", "v_max"))
+    assert recorded["v_min"] <= 0.0 < recorded["v_max"]  # auto keeps 0 inside (CartPole: r >= 0)
+    saved["network"].update(v_min=recorded["v_min"], v_max=recorded["v_max"])
+    assert state["config"] == saved
     assert state["learner"]["online"], "no network weights in the checkpoint"
 
 
@@ -380,9 +389,8 @@ def test_config_prints_the_resolved_config(capsys):
     assert code == 0, err
     printed = yaml.safe_load(out)
     assert printed["replay"]["n_step"] == 5  # from --set
-    # from configs/cartpole_rainbow.yaml (the dataclass defaults differ: v_max 10, alpha
-    # 0.5, capacity 100000)
-    assert printed["network"]["v_max"] == 100.0
+    # from configs/cartpole_rainbow.yaml (the dataclass defaults differ: alpha 0.5,
+    # capacity 100000)
     assert (printed["replay"]["alpha"], printed["replay"]["capacity"]) == (0.2, 10000)
     assert "extends" not in printed
     # and every key, resolved: what load_config gives for the same file and --set
@@ -411,7 +419,7 @@ BAD_YAML = "learner:\n  lr: 0.001\n  gamma: 0.99: oops\n"
         ),
         (
             ["train", "--set", "env.id=Pendulum-v1", "--run-dir", "run"],
-            ["Pendulum-v1", "DQN needs a discrete action space"],
+            ["Pendulum-v1", "DQN needs discrete actions"],
         ),
         (["eval", "no_such_run"], ["run dir not found", "no_such_run"]),
         (["eval", ".", "--episodes", "0"], ["--episodes", ">= 1"]),

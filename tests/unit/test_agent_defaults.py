@@ -35,7 +35,8 @@ def config_default(section, name: str):
 MIRRORS = [
     *[
         (QNetwork, name, NetworkConfig, name)
-        for name in ("hidden_sizes", "dueling", "noisy", "atoms", "v_min", "v_max", "sigma0")
+        # not v_min/v_max: the config's default is auto (resolved before a net is built)
+        for name in ("hidden_sizes", "dueling", "noisy", "atoms", "sigma0")
     ],
     (QNetwork, "torso", NetworkConfig, "torso"),
     (QNetwork, "head_hidden", NetworkConfig, "head_hidden"),

@@ -170,7 +170,6 @@ def test_pixel_configs_load_with_the_papers_hyperparameters():
             "network.atoms=0",
             r"network.atoms: must be >= 1 \(1 = no distributional head\), got 0$",
         ),
-        ("network.v_min=10", r"network.v_max: must be > network.v_min, got 10.0$"),
         ("network.head_hidden=-1", r"network.head_hidden: must be >= 0, got -1$"),
         ("learner.target_tau=0", r"learner.target_tau: must be in \(0, 1\], got 0.0$"),
         ("learner.max_grad_norm=0", r"learner.max_grad_norm: must be > 0, got 0.0$"),

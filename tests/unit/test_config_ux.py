@@ -24,8 +24,8 @@ def _line(text: str, key: str) -> str:
 
 def test_train_help_shows_the_default_configs_values_not_the_dataclass_defaults(capsys):
     text = _help(capsys, ["train", "--help"])
-    # configs/cartpole_rainbow.yaml sets v_max 100 and batch 128; the dataclasses say 10 / 64.
-    assert "network.v_max = 100.0" in _line(text, "network.v_max")
+    # configs/cartpole_rainbow.yaml sets alpha 0.2 and batch 128; the dataclasses say 0.5 / 64.
+    assert "replay.alpha = 0.2" in _line(text, "replay.alpha")
     assert "learner.batch_size = 128" in _line(text, "learner.batch_size")
     assert "cartpole_rainbow.yaml" in text
 

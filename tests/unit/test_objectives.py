@@ -192,7 +192,10 @@ def with_network(**changes):
     "changes, message",
     [
         ({"head": "qr"}, r"network.head: unknown head 'qr' \(choose from auto, c51, scalar\)"),
-        ({"head": "c51", "atoms": 1}, r"network.head: 'c51' needs atoms > 1"),
+        (
+            {"head": "c51", "atoms": 1, "v_min": -10.0, "v_max": 10.0},
+            r"network.head: 'c51' needs atoms > 1",
+        ),
         ({"head": "scalar", "atoms": 51}, r"network.head: 'scalar' needs atoms 1"),
     ],
 )
@@ -206,6 +209,6 @@ def test_builder_picks_the_objective_of_the_head(head, atoms, kind):
     config = with_network(head=head, atoms=atoms, noisy=False)
     learner = build_learner(config, build_network(config, (4,), 2), torch.device("cpu"))
     assert type(learner.objective) is kind
-    c51 = with_network(head="c51", atoms=11)
+    c51 = with_network(head="c51", atoms=11, v_min=-10.0, v_max=10.0)
     learner = build_learner(c51, build_network(c51, (4,), 2), torch.device("cpu"))
     assert type(learner.objective).__name__ == "C51"

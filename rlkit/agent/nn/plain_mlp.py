@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlkit.agent.nn.torsos import MLPTorso
+
 # autograd's own ReLU backward kernel: grad * (activation > threshold), one pass.
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
@@ -33,6 +35,8 @@ def plain_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
         return None
     torso, head = getattr(net, "torso", None), getattr(net, "head", None)
     if torso is None or head is None or not hasattr(head, "stream"):
+        return None
+    if type(torso) is not MLPTorso:  # e.g. a LayoutTorso decodes one-hots first
         return None
     modules = [m for m in torso.modules() if not list(m.children())]
     modules += [m for m in head.stream.modules() if not list(m.children())]

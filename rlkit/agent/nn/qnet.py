@@ -14,12 +14,45 @@ import torch
 from torch import nn
 
 from rlkit.agent import objectives
+from rlkit.agent.nn.encoders import LayoutTorso
 from rlkit.agent.nn.heads import DuelingHead, LinearHead
 from rlkit.agent.nn.noisy import FactorisedNoise, NoisyLinear
 from rlkit.agent.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
+from rlkit.types import ObsLayout
 
 #: the torso names (``network.torso``); the config's choices are this tuple.
 TORSOS = ("auto", "mlp", "nature_cnn", "minatar_cnn")
+
+
+def make_torso(
+    obs_shape: tuple[int, ...],
+    torso: str,
+    hidden_sizes: Sequence[int],
+    obs_layout: ObsLayout | None = None,
+) -> tuple[nn.Module, int]:
+    """The torso named ``torso`` (``auto``: the MLP for vectors, the Nature CNN for
+    [C, H, W] images from 36 px, the MinAtar CNN from 3 px; a ``LayoutTorso`` for packed
+    observations) and the head's default hidden width for it (512, 128, 0)."""
+    if obs_layout is not None:
+        if torso not in ("auto", "mlp"):
+            raise ValueError(
+                f"torso {torso!r} does not read packed observations (Discrete, Dict, ...): "
+                "use auto or mlp (image parts get their own CNN)"
+            )
+        return LayoutTorso(obs_layout, hidden_sizes), 0
+    if torso == "auto":
+        if len(obs_shape) != 3 or min(obs_shape[1:]) < 3:
+            torso = "mlp"
+        else:  # the Nature CNN needs >= 36 px; MinAtar's 10x10 grids get its own net
+            torso = "nature_cnn" if min(obs_shape[1:]) >= 36 else "minatar_cnn"
+    if torso == "mlp":
+        return MLPTorso(math.prod(obs_shape), hidden_sizes, nn.Linear), 0
+    module, width = (
+        (NatureCNNTorso(obs_shape), 512)
+        if torso == "nature_cnn"
+        else (MinAtarTorso(obs_shape), 128)
+    )
+    return module.to(memory_format=torch.channels_last), width
 
 
 class QNetwork(nn.Module):
@@ -43,6 +76,9 @@ class QNetwork(nn.Module):
         head_hidden: width of a hidden layer in each head stream (0 = none). Defaults:
             512 for the Nature CNN (the DQN/Rainbow fully connected layer), 128 for the
             MinAtar CNN, 0 for the MLP.
+        obs_layout: for packed observations (``rlkit.envs.spaces``: Discrete, Dict, ...),
+            their layout; the torso is then a ``LayoutTorso`` (one encoder per part, then
+            the MLP of ``hidden_sizes``).
 
     ``forward(obs)`` returns Q-values [B, A] (through the readout); ``raw(obs)`` the head's
     outputs [B, A, Z]. uint8 observations are scaled by 1/255 on the device.
@@ -63,6 +99,7 @@ class QNetwork(nn.Module):
         torso: str = "auto",
         head_hidden: int | None = None,
         readout: nn.Module | None = None,
+        obs_layout: ObsLayout | None = None,
     ) -> None:
         super().__init__()
         if atoms < 1:
@@ -74,22 +111,9 @@ class QNetwork(nn.Module):
         self.atoms = int(atoms)
         self.dueling, self.noisy = dueling, noisy
         linear = partial(NoisyLinear, sigma0=sigma0) if noisy else nn.Linear
-        if torso == "auto":
-            if len(self.obs_shape) != 3:
-                torso = "mlp"
-            else:  # the Nature CNN needs >= 36 px; MinAtar's 10x10 grids get its own net
-                torso = "nature_cnn" if min(self.obs_shape[1:]) >= 36 else "minatar_cnn"
-        if torso == "nature_cnn":
-            self.torso: nn.Module = NatureCNNTorso(self.obs_shape)
-            head_hidden = 512 if head_hidden is None else head_hidden
-        elif torso == "minatar_cnn":
-            self.torso = MinAtarTorso(self.obs_shape)
-            head_hidden = 128 if head_hidden is None else head_hidden
-        else:
-            self.torso = MLPTorso(math.prod(self.obs_shape), hidden_sizes, nn.Linear)
-            head_hidden = 0 if head_hidden is None else head_hidden
-        if torso != "mlp":
-            self.torso.to(memory_format=torch.channels_last)
+        self.obs_layout = obs_layout
+        self.torso, default_hidden = make_torso(self.obs_shape, torso, hidden_sizes, obs_layout)
+        head_hidden = default_hidden if head_hidden is None else head_hidden
         head_cls = DuelingHead if dueling else LinearHead
         self.head = head_cls(
             self.torso.out_features, self.num_actions, self.atoms, head_hidden, linear
@@ -102,6 +126,8 @@ class QNetwork(nn.Module):
 
     def raw(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw head outputs [B, A, Z] (what the readout and the objective read)."""
+        if self.obs_layout is not None:  # packed: each part is decoded (and scaled) apart
+            return self.head(self.torso(obs))
         if obs.dtype == torch.uint8:
             obs = obs.float().div_(255.0)
         elif obs.dtype != torch.float32:

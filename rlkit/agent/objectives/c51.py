@@ -88,9 +88,16 @@ class C51:
     def q_values(self, raw_BAZ: torch.Tensor) -> torch.Tensor:
         return self.readout(raw_BAZ)
 
-    @torch.no_grad()
     def target_distribution(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
         """Projected target distribution m [B, Z] (Bellemare et al. 2017, Algorithm 1)."""
+        return self.target_and_clipped(batch, forwards)[0]
+
+    @torch.no_grad()
+    def target_and_clipped(
+        self, batch: Batch, forwards: Forwards
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projected target m [B, Z] and the mean over the batch of the target mass
+        that fell outside the support (``support_clip_frac``, a 0-d tensor in [0, 1])."""
         t_raw_BAZ = forwards.target_next(batch.next_obs)
         if self.double_q:
             a_star_B = self.readout(forwards.selection_next(batch.next_obs)).argmax(dim=1)
@@ -99,12 +106,13 @@ class C51:
         rows_B = torch.arange(len(a_star_B), device=a_star_B.device)
         # softmax, not log_softmax(...).exp(): see CategoricalReadout.forward
         next_probs_BZ = torch.softmax(t_raw_BAZ[rows_B, a_star_B], dim=1)
-        return losses.categorical_projection(
+        target_BZ, clipped_B = losses.categorical_projection_clipped(
             self.readout.support, next_probs_BZ, batch.reward, batch.discount
         )
+        return target_BZ, clipped_B.mean()
 
     def __call__(self, batch: Batch, forwards: Forwards) -> ObjectiveOutput:
-        target_BZ = self.target_distribution(batch, forwards)
+        target_BZ, clip_frac = self.target_and_clipped(batch, forwards)
         q_BA, log_p_BAZ = self.readout.q_and_log_probs(forwards.online(batch.obs))
         act_B11 = batch.action.view(-1, 1, 1).expand(-1, 1, log_p_BAZ.shape[2])
         log_p_sa_BZ = log_p_BAZ.gather(1, act_B11).squeeze(1)
@@ -114,7 +122,11 @@ class C51:
             priorities_B = self.priority(target_BZ, log_p_sa_BZ.detach()).clamp_min_(0.0)
             q_sa_B = q_BA.gather(1, batch.action.unsqueeze(1)).squeeze(1)
             td_abs_B = ((target_BZ * self.readout.support).sum(dim=1) - q_sa_B).abs()
-        metrics = {"q_mean": q_sa_B.mean(), "td_abs_mean": td_abs_B.mean()}
+        metrics = {
+            "q_mean": q_sa_B.mean(),
+            "td_abs_mean": td_abs_B.mean(),
+            "support_clip_frac": clip_frac,
+        }
         return ObjectiveOutput(weighted_mean(batch.weights, per_sample_B), priorities_B, metrics)
 
 

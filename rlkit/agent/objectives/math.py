@@ -42,6 +42,16 @@ def categorical_projection(
     reward: torch.Tensor,
     discount: torch.Tensor,
 ) -> torch.Tensor:
+    """``categorical_projection_clipped`` without the clipped mass: [B, Z]."""
+    return categorical_projection_clipped(support, next_probs, reward, discount)[0]
+
+
+def categorical_projection_clipped(
+    support: torch.Tensor,
+    next_probs: torch.Tensor,
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Project the distribution of ``r + d * z`` onto the fixed support (C51).
 
     Bellemare et al. 2017, Algorithm 1 / Eq. 7: each atom ``z_j`` with probability
@@ -49,15 +59,19 @@ def categorical_projection(
     between the two neighbouring atoms in proportion to closeness. When ``Tz_j`` lands
     exactly on an atom the whole mass goes to that atom (mass is conserved).
 
-    support: [Z] evenly spaced; next_probs: [B, Z]; reward, discount: [B] -> [B, Z], in
-    the wider of the dtypes of ``next_probs`` and ``reward`` (bfloat16 probabilities of an
-    autocast forward are projected in float32).
+    support: [Z] evenly spaced; next_probs: [B, Z]; reward, discount: [B] -> (projected
+    [B, Z], clipped [B]), in the wider of the dtypes of ``next_probs`` and ``reward``
+    (bfloat16 probabilities of an autocast forward are projected in float32). ``clipped``
+    is the probability mass whose ``r + d z_j`` fell outside ``[v_min, v_max]`` (and was
+    clamped onto an edge): 0 when the support holds every target, 1 when it holds none.
     """
     next_probs = next_probs.to(torch.promote_types(next_probs.dtype, reward.dtype))
     num_atoms = support.shape[0]
     v_min, v_max = support[0], support[-1]
     delta_z = (v_max - v_min) / (num_atoms - 1)
     tz_BZ = torch.addcmul(reward.unsqueeze(1), discount.unsqueeze(1), support.unsqueeze(0))
+    outside_BZ = (tz_BZ < v_min).logical_or_(tz_BZ > v_max)
+    clipped_B = (next_probs * outside_BZ).sum(dim=1)
     # b: the position of Tz_j on the support in atom units; its mass goes to floor(b) with
     # weight 1 - frac(b) and to floor(b) + 1 with weight frac(b). An exact hit (frac 0)
     # puts all of it on the hit atom, as does b = Z - 1 (the upper neighbour is clamped
@@ -71,7 +85,7 @@ def categorical_projection(
     upper_mass_BZ = next_probs * upper_w_BZ
     projected.scatter_add_(1, lower_idx_BZ, next_probs - upper_mass_BZ)
     projected.scatter_add_(1, upper_idx_BZ, upper_mass_BZ)
-    return projected
+    return projected, clipped_B
 
 
 def huber_loss(td_error: torch.Tensor, delta: float = 1.0) -> torch.Tensor:

@@ -262,13 +262,13 @@ def expand(
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds: must be >= 1, got {seeds}")
     seed_list = tuple(range(seeds)) if seeds is not None else suite.seeds
-    for env in suite.envs:
-        check_env_id(env.id)
     configs = {
         (env.name, variant.stem): resolve_config(suite, variant, env, overrides or {})
         for env in suite.envs
         for variant in suite.variants
     }
+    for env_id, imports in dict.fromkeys((c.env.id, c.env.imports) for c in configs.values()):
+        check_env_id(env_id, imports)
     for config in configs.values():
         resolve_device(config.trainer.device)  # e.g. cuda on a machine without it
     jobs = []
