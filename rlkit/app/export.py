@@ -35,14 +35,19 @@ class _FloatQ(nn.Module):
 
 
 class GreedyPolicy(nn.Module):
-    """argmax_a Q(obs, a) for observations [N, *obs_shape] (uint8 or float) -> [N] int64."""
+    """argmax_a Q(obs, a) for observations [N, *obs_shape] (uint8 or float) -> [N] int64.
 
-    def __init__(self, q_net: nn.Module) -> None:
+    ``scale_uint8``: uint8 input is divided by 255 (pixels). Nets of packed observations
+    (``rlkit.envs.spaces``: indices of one-hots next to pixels) scale each part inside
+    and take the values as they are."""
+
+    def __init__(self, q_net: nn.Module, scale_uint8: bool = True) -> None:
         super().__init__()
         self.q_net = q_net
+        self.scale_uint8 = scale_uint8
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        if obs.dtype == torch.uint8:
+        if obs.dtype == torch.uint8 and self.scale_uint8:
             x = obs.to(torch.float32) / 255.0
         else:
             x = obs.to(torch.float32)
@@ -52,14 +57,20 @@ class GreedyPolicy(nn.Module):
 def greedy_module(net: QNetwork) -> torch.jit.ScriptModule:
     """A TorchScript ``GreedyPolicy`` of a copy of ``net`` (on the CPU, eval mode)."""
     net = copy.deepcopy(net).cpu().eval()
-    example_2 = torch.rand(2, *net.obs_shape)
-    check_5 = torch.rand(5, *net.obs_shape)
+    # packed observations hold one-hot indices: trace on integer-valued inputs
+    low = 0 if net.obs_layout is None else 1
+    example_2 = (
+        torch.rand(2, *net.obs_shape) * (1 - low) + torch.randint(2, (2, *net.obs_shape)) * low
+    )
+    check_5 = (
+        torch.rand(5, *net.obs_shape) * (1 - low) + torch.randint(2, (5, *net.obs_shape)) * low
+    )
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is deprecated in favour of torch.export, but only it keeps one file
         # that takes uint8 and float input with any batch size and loads with plain torch
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(_FloatQ(net), example_2, check_inputs=[(check_5,)])
-        return torch.jit.script(GreedyPolicy(traced))
+        return torch.jit.script(GreedyPolicy(traced, scale_uint8=net.obs_layout is None))
 
 
 def export(run_dir_or_agent: str | Path | object, path: str | Path) -> Path:

@@ -134,3 +134,39 @@ def test_export_help_states_the_input(capsys):
         cli(capsys, "export", "--help")
     out = capsys.readouterr().out
     assert "[N, *obs_shape]" in out and "int64" in out and "uint8" in out
+
+
+def test_exported_policy_of_packed_observations_matches_agent_act(tmp_path):
+    """Dict observations (HWC image, Discrete, MultiBinary; rlkit.envs.spaces packs them
+    into one uint8 vector of one-hot indices and pixels): the exported policy takes the
+    packed vector as the env wrapper returns it, without dividing the indices by 255."""
+    from rlkit.envs import layout_of
+    from rlkit.envs.gymnasium import make_vec_env
+    from tests.space_envs import DICT_ENV
+
+    with pytest.warns(UserWarning, match="Text space"):
+        envs = make_vec_env(DICT_ENV, 1)
+    layout = layout_of(envs)
+    assert layout is not None
+    obs, rng = [], np.random.default_rng(0)
+    current = envs.reset(seed=0)
+    for _ in range(40):
+        obs.append(current[0])
+        current = envs.step(rng.integers(3, size=1)).obs
+    envs.close()
+    obs_N = np.stack(obs)
+    assert obs_N.dtype == np.uint8 and obs_N.max() == 255  # pixels next to indices
+    fixed = {"trainer.device": "cpu", "network.v_min": -10.0, "network.v_max": 10.0}
+    config = load_config(DEFAULT_CONFIG, fixed)
+    torch.manual_seed(0)
+    net = build_network(config, obs_N.shape[1:], 3, layout)
+    with torch.no_grad():  # large random weights: actions that depend on the input
+        for param in net.parameters():
+            param.normal_(0.0, 1.0)
+    agent = rlkit.Agent(net, config, torch.device("cpu"))
+    expected = agent.act(obs_N)
+    assert len(set(expected.tolist())) > 1, "a policy that ignores its input proves nothing"
+    rlkit.export(agent, tmp_path / "packed.pt")
+    np.save(tmp_path / "packed.npy", obs_N)
+    _run_plain_torch(tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "packed.out.npy"), expected)
