@@ -26,6 +26,7 @@ from rlkit.app.rundir import RunDirError, load_run_config, require_run_dir
 from rlkit.build import build_policy, make_envs, resolve_device
 from rlkit.config import Config
 from rlkit.envs import EnvError, GymnasiumVecEnv, VecEnv, space_info
+from rlkit.envs.spaces import adapt_actions, adapt_observations
 from rlkit.loops.evaluate import EvalResult
 from rlkit.loops.evaluate import evaluate as run_episodes
 
@@ -145,10 +146,14 @@ class Agent:
 
 def _as_vec_env(env: Any) -> VecEnv:
     """A user's env as a VecEnv: a VecEnv as it is, a Gymnasium vector env adapted, a
-    single Gymnasium env in a one-env SyncVectorEnv (same-step autoreset)."""
+    single Gymnasium env in a one-env SyncVectorEnv (same-step autoreset), its spaces
+    adapted as in training (``rlkit.envs.spaces``: Dict/Discrete observations packed, HWC
+    images to CHW, small MultiDiscrete actions flattened)."""
     if isinstance(env, gym.vector.VectorEnv):
         return GymnasiumVecEnv(env)
-    if isinstance(env, gym.Env):
+    if isinstance(env, gym.Env):  # adapted as rlkit's own envs are (packed, CHW, flat)
+        name = env.spec.id if env.spec is not None else type(env).__name__
+        env = adapt_observations(adapt_actions(env, name))
         mode = gym.vector.AutoresetMode.SAME_STEP
         return GymnasiumVecEnv(gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=mode))
     if all(hasattr(env, name) for name in ("reset", "step", "num_envs", "obs_shape")):

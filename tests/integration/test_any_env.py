@@ -5,6 +5,8 @@ fresh process (which imports what the env needs from the run's config)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,27 @@ def test_frozen_lake_non_slippery_is_solved(capsys, tmp_path):
 def test_unknown_env_in_make_envs_raises_env_error():
     with pytest.raises(EnvError):
         make_envs(load_config(None, ["env.id=NoSuchEnv-v9"]), 1)
+
+
+@pytest.mark.filterwarnings("ignore:observation part 'obs.mission' is a Text space")
+def test_api_evaluate_adapts_a_users_raw_env_like_training(tmp_path):
+    """``rlkit.evaluate(agent, env)`` with the user's own Dict env (not packed): it is
+    adapted as the training envs were, so the agent acts on its packed observations."""
+    import gymnasium as gym
+
+    import rlkit
+    from tests.space_envs import DICT_ENV
+
+    run = rlkit.train(
+        None,
+        [*TINY, f"env.id={MODULE}:{DICT_ENV}"],
+        run_dir=tmp_path / "run",
+        stream=io.StringIO(),
+    )
+    agent = rlkit.Agent.load(run.run_dir)
+    raw = gym.make(DICT_ENV, length=5)
+    own = rlkit.evaluate(agent, raw, episodes=3, seed=0)
+    made = rlkit.evaluate(agent, None, episodes=3, seed=0)
+    assert len(own.returns) == len(made.returns) == 3
+    assert list(own.lengths) == [5, 5, 5]  # DictEnv episodes are 5 steps
+    assert all(0.0 <= r <= 5.0 for r in own.returns)  # reward 0 or 1 per step
