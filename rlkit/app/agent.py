@@ -109,6 +109,13 @@ class Agent:
         steps = int(state.get("env_steps", 0))
         return cls(net, config, dev, run_dir=run_dir, checkpoint=path, env_steps=steps, seed=seed)
 
+    def eval_policy(self, seed: int) -> EpsilonGreedy:
+        """A new evaluation policy on this agent's network (noisy means, the run's
+        ``eval.epsilon``, its draws seeded by ``seed``), for ``evaluate`` and videos."""
+        return build_policy(
+            self.config, self.network, self.num_actions, self.device, evaluation=True, rng_seed=seed
+        )
+
     def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
         """(observations [N, *obs_shape], whether ``obs`` was a single observation)."""
         obs = np.asarray(obs)
@@ -187,14 +194,7 @@ def evaluate(agent: Agent, env: Any = None, episodes: int = 10, seed: int = 0) -
                 f"evaluate: the env has observations {tuple(obs_shape)} and {num_actions} "
                 f"actions; the agent expects {agent.obs_shape} and {agent.num_actions}"
             )
-        policy = build_policy(
-            agent.config,
-            agent.network,
-            agent.num_actions,
-            agent.device,
-            evaluation=True,
-            rng_seed=seed,
-        )
+        policy = agent.eval_policy(seed)
         return run_episodes(policy, envs, episodes, seed=seed, gamma=agent.config.learner.gamma)
     finally:
         if owned:

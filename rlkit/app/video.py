@@ -179,15 +179,7 @@ def record(
 def record_agent(agent: Any, path: Path, episodes: int, seed: int) -> Recording:
     """``record`` with a greedy evaluation policy of an ``rlkit.Agent`` (``eval.epsilon``
     of its run; ``seed`` seeds the env resets and the epsilon draws)."""
-    policy = build_policy(
-        agent.config,
-        agent.network,
-        agent.num_actions,
-        agent.device,
-        evaluation=True,
-        rng_seed=seed,
-    )
-    return record(policy, agent.config, path, episodes, seed)
+    return record(agent.eval_policy(seed), agent.config, path, episodes, seed)
 
 
 class VideoEvery:
