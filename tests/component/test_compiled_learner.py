@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlkit.agent import objectives
 from rlkit.agent.learner import DQNLearner
 from rlkit.agent.nn import QNetwork
 from rlkit.agent.updaters import CompiledUpdater
@@ -33,13 +34,20 @@ CASES = {
     "c51 cross-entropy, noisy dueling": dict(
         net=dict(atoms=11, noisy=True, dueling=True), learner=dict(c51_priority="cross_entropy")
     ),
+    "qr noisy dueling": dict(net=dict(atoms=11, noisy=True, dueling=True, head="qr"), learner={}),
+    "qr max-target": dict(net=dict(atoms=5, head="qr"), learner=dict(double_q=False)),
     "no clipping": dict(net={}, learner=dict(max_grad_norm=None)),
 }
 
 
 def learner_pair(case: dict, compile: dict):
     torch.manual_seed(0)
-    net = QNetwork((4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, **case["net"])
+    net_keys = dict(case["net"])
+    head = net_keys.pop("head", "auto")
+    readout = objectives.make_readout(head, net_keys.get("atoms", 1), -5.0, 5.0)
+    net = QNetwork(
+        (4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, readout=readout, **net_keys
+    )
     net_c = copy.deepcopy(net)
 
     def make(n, **extra):
@@ -130,7 +138,12 @@ def test_learner_compile_switch_reaches_the_updater():
 def test_bf16_updates_track_fp32_ones(name):
     case = CASES[name]
     torch.manual_seed(0)
-    net = QNetwork((4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, **case["net"])
+    net_keys = dict(case["net"])
+    head = net_keys.pop("head", "auto")
+    readout = objectives.make_readout(head, net_keys.get("atoms", 1), -5.0, 5.0)
+    net = QNetwork(
+        (4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, readout=readout, **net_keys
+    )
     net_b = copy.deepcopy(net)
 
     def make(n, **extra):

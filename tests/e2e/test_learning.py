@@ -81,3 +81,12 @@ def test_default_config_learns_acrobot_with_only_the_env_id_changed():
             stop_at=-100,
         )
         assert evals and evals[-1][1] >= -100, (seed, evals)
+
+
+def test_qr_dqn_learns_cartpole_on_a_short_budget():
+    """``network.head: qr`` through the whole build with every Rainbow switch of the
+    default config (noisy dueling, double-Q, PER, 3-step): it learns."""
+    evals = train(
+        ["network.head=qr", "network.atoms=32", "trainer.total_steps=5000", "eval.every=1000"]
+    )
+    assert max(r for _, r in evals) >= 90, evals
