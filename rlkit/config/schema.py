@@ -139,7 +139,7 @@ class NetworkConfig:
     sigma0: float = field(default=0.5, metadata=above(0))
     #: C51 atoms; 1 = no distributional head (scalar Q-values), else >= 2.
     atoms: int = field(default=51, metadata=at_least(1, note=" (1 = no distributional head)"))
-    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51, qr (QR-DQN: network.atoms quantiles, the quantile Huber loss; v_min/v_max unused); a module rlkit/agent/objectives/<name>.py adds one.
+    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51, qr (QR-DQN: network.atoms quantiles, the quantile Huber loss; v_min/v_max unused), munchausen (M-DQN: scalar outputs, atoms 1, a log-policy bonus and a soft bootstrap); a module rlkit/agent/objectives/<name>.py adds one.
     head: str = field(default="auto", metadata=one_of(objective_names, "head"))
     #: smallest return on the C51 support, or auto: from a seeded random-policy probe of the env before building (per-step reward range x discounted horizon (1 - gamma^T) / (1 - gamma), with the probe's returns, 0 and a 10% margin; recorded in the run's checkpoints; see docs/architecture.md). Unused by scalar heads.
     v_min: float | Literal["auto"] = "auto"

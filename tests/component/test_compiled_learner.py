@@ -36,6 +36,9 @@ CASES = {
     ),
     "qr noisy dueling": dict(net=dict(atoms=11, noisy=True, dueling=True, head="qr"), learner={}),
     "qr max-target": dict(net=dict(atoms=5, head="qr"), learner=dict(double_q=False)),
+    "munchausen noisy dueling": dict(
+        net=dict(noisy=True, dueling=True, head="munchausen"), learner={}
+    ),
     "no clipping": dict(net={}, learner=dict(max_grad_norm=None)),
 }
 

@@ -92,6 +92,20 @@ def test_qr_dqn_learns_cartpole_on_a_short_budget():
     assert max(r for _, r in evals) >= 90, evals
 
 
+def test_munchausen_dqn_learns_cartpole_on_a_short_budget():
+    """``network.head: munchausen`` (scalar outputs) with the default config's other
+    switches (noisy dueling, PER, 3-step): it learns."""
+    evals = train(
+        [
+            "network.head=munchausen",
+            "network.atoms=1",
+            "trainer.total_steps=5000",
+            "eval.every=1000",
+        ]
+    )
+    assert max(r for _, r in evals) >= 90, evals
+
+
 @pytest.mark.slow
 def test_default_config_learns_minigrid_empty_5x5(tmp_path):
     """A real third-party env with a Dict observation (HWC image, direction; the mission

@@ -103,6 +103,13 @@ class Forwards:
         return self._target_fn(next_obs)
 
     @torch.no_grad()
+    def target_at(self, obs: torch.Tensor) -> torch.Tensor:
+        """Target-net raw outputs [B, A, Z] at ``obs`` (no grad; with the target net's
+        noise of this update, drawn by ``target_next``, which comes first), e.g. for a
+        log-policy term at the current state (Munchausen)."""
+        return self._target_fn(obs)
+
+    @torch.no_grad()
     def selection_next(self, next_obs: torch.Tensor) -> torch.Tensor:
         """Online-net raw outputs [B, A, Z] at ``next_obs`` (no grad), e.g. for the
         double-Q argmax."""

@@ -1,0 +1,99 @@
+"""Munchausen-DQN: scalar TD with a scaled log-policy bonus and a soft bootstrap.
+
+Vieillard, Pietquin and Geist 2020, "Munchausen Reinforcement Learning", Eq. (2) / the
+M-DQN target of its Section 3::
+
+    pi(.|s)  = softmax(q_target(s, .) / tau)                        (target net's policy)
+    bonus    = alpha * tau * clip(log pi(a|s), l0, 0)
+    soft_v'  = sum_a' pi(a'|s') * (q_target(s', a') - tau * log pi(a'|s'))
+    target   = r + bonus + discount * soft_v'
+
+with tau = 0.03, alpha = 0.9, l0 = -1 (the paper's Atari values), ``discount`` = gamma^n
+(0 where the episode terminated) and ``r`` the n-step return: the bonus belongs to the
+first action of the window, whose log-policy it scores. Loss: Huber (or squared) on
+``target - q(s, a)``; PER priority: |TD error| as for scalar TD. There is no argmax in
+the target, so ``double_q`` has nothing to select and is ignored. ``network.head:
+munchausen`` with ``network.atoms: 1``; dueling and noisy heads work unchanged (the
+network's scalar outputs).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlkit.agent.objectives.base import Forwards, ObjectiveOutput, weighted_mean
+from rlkit.agent.objectives.scalar import LOSSES, ScalarReadout
+from rlkit.types import Batch
+
+#: the entropy temperature tau, the bonus scale alpha and the log-policy floor l0
+TAU, ALPHA, LOG_FLOOR = 0.03, 0.9, -1.0
+
+
+class MunchausenReadout(ScalarReadout):
+    """Raw outputs [B, A, 1] are the Q-values (the scalar readout, named for M-DQN)."""
+
+    name = "munchausen"
+
+
+def readout(atoms: int, v_min: float = 0.0, v_max: float = 0.0) -> MunchausenReadout:
+    """The scalar readout; ValueError unless ``atoms == 1`` (``v_min``/``v_max`` unused)."""
+    if atoms != 1:
+        raise ValueError(f"'munchausen' needs atoms 1, got {atoms}")
+    return MunchausenReadout()
+
+
+def munchausen_target(
+    reward_B: torch.Tensor,
+    discount_B: torch.Tensor,
+    action_B: torch.Tensor,
+    q_target_BA: torch.Tensor,
+    q_target_next_BA: torch.Tensor,
+    tau: float = TAU,
+    alpha: float = ALPHA,
+    log_floor: float = LOG_FLOOR,
+) -> torch.Tensor:
+    """The M-DQN target [B] (see the module docstring)."""
+    log_pi_BA = torch.log_softmax(q_target_BA / tau, dim=1)
+    log_pi_a_B = log_pi_BA.gather(1, action_B.unsqueeze(1)).squeeze(1)
+    bonus_B = alpha * tau * log_pi_a_B.clamp(log_floor, 0.0)
+    log_pi_next_BA = torch.log_softmax(q_target_next_BA / tau, dim=1)
+    soft_v_B = (log_pi_next_BA.exp() * (q_target_next_BA - tau * log_pi_next_BA)).sum(dim=1)
+    return reward_B + bonus_B + discount_B * soft_v_B
+
+
+class Munchausen:
+    """The M-DQN loss.
+
+    Args:
+        readout: the network's ``MunchausenReadout``.
+        loss: ``"huber"`` (delta 1) or ``"mse"`` on the TD error.
+    """
+
+    def __init__(self, readout: MunchausenReadout, *, loss: str = "huber") -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        self.readout = readout
+        self.td_loss = LOSSES[loss]
+
+    def q_values(self, raw_BAZ: torch.Tensor) -> torch.Tensor:
+        return self.readout(raw_BAZ)
+
+    @torch.no_grad()
+    def td_target(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
+        q_next_BA = self.readout(forwards.target_next(batch.next_obs))
+        q_now_BA = self.readout(forwards.target_at(batch.obs))
+        return munchausen_target(batch.reward, batch.discount, batch.action, q_now_BA, q_next_BA)
+
+    def __call__(self, batch: Batch, forwards: Forwards) -> ObjectiveOutput:
+        target_B = self.td_target(batch, forwards)
+        q_BA = self.readout(forwards.online(batch.obs))
+        q_sa_B = q_BA.gather(1, batch.action.unsqueeze(1)).squeeze(1)
+        td_B = target_B - q_sa_B
+        td_abs_B = td_B.detach().abs()
+        metrics = {"q_mean": q_sa_B.detach().mean(), "td_abs_mean": td_abs_B.mean()}
+        return ObjectiveOutput(weighted_mean(batch.weights, self.td_loss(td_B)), td_abs_B, metrics)
+
+
+def make(readout: MunchausenReadout, *, loss: str = "huber", **_) -> Munchausen:
+    """``Munchausen`` over ``readout`` (other options, e.g. ``double_q``, are ignored)."""
+    return Munchausen(readout, loss=loss)

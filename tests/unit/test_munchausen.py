@@ -1,0 +1,108 @@
+"""Munchausen-DQN (``network.head: munchausen``): its target by hand, its limit as the
+temperature goes to 0, the forward passes it runs, and the registry."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from rlkit.agent import objectives
+from rlkit.agent.objectives.munchausen import MunchausenReadout, munchausen_target
+from rlkit.types import Batch
+
+LN3, LN4 = math.log(3.0), math.log(4.0)
+
+
+def test_target_by_hand():
+    # tau 1, alpha 0.5, l0 -1; q_target(s) = q_target(s') = [0, ln 3] -> pi = [1/4, 3/4]
+    # action 0: log pi = ln(1/4) = -1.386 -> clipped to -1 -> bonus 0.5 * 1 * -1 = -0.5
+    # action 1: log pi = ln(3/4) = -0.2877        -> bonus 0.5 * -0.2877 = -0.14384
+    # soft_v' = 1/4 (0 - ln 1/4) + 3/4 (ln 3 - ln 3/4) = ln 4 (a log-sum-exp)
+    # target = r + bonus + discount * ln 4 with r = 1, discount = 0.5
+    q = torch.tensor([[0.0, LN3], [0.0, LN3]])
+    target = munchausen_target(
+        torch.tensor([1.0, 1.0]),
+        torch.tensor([0.5, 0.5]),
+        torch.tensor([0, 1]),
+        q,
+        q,
+        tau=1.0,
+        alpha=0.5,
+        log_floor=-1.0,
+    )
+    expected = [1.0 - 0.5 + 0.5 * LN4, 1.0 + 0.5 * math.log(0.75) + 0.5 * LN4]
+    np.testing.assert_allclose(target.numpy(), expected, rtol=1e-6)
+
+
+def test_a_terminal_step_keeps_only_reward_and_bonus():
+    q = torch.tensor([[0.0, LN3]])
+    target = munchausen_target(
+        torch.tensor([2.0]), torch.tensor([0.0]), torch.tensor([1]), q, q, tau=1.0, alpha=0.5
+    )
+    assert target.item() == pytest.approx(2.0 + 0.5 * math.log(0.75))
+
+
+def test_small_temperature_gives_the_q_learning_target_for_greedy_actions():
+    # tau -> 0: pi is greedy, soft_v' -> max_a' q', the greedy action's bonus -> 0
+    q_now, q_next = torch.tensor([[1.0, 3.0]]), torch.tensor([[2.0, 5.0]])
+    target = munchausen_target(
+        torch.tensor([1.0]), torch.tensor([0.9]), torch.tensor([1]), q_now, q_next, tau=1e-3
+    )
+    assert target.item() == pytest.approx(1.0 + 0.9 * 5.0, abs=1e-4)
+    # the non-greedy action is penalised by alpha * tau * l0 at most: here the floor
+    worse = munchausen_target(
+        torch.tensor([1.0]), torch.tensor([0.9]), torch.tensor([0]), q_now, q_next, tau=1e-3
+    )
+    assert worse.item() == pytest.approx(1.0 + 0.9 * 5.0 + 0.9 * 1e-3 * -1.0, abs=1e-5)
+
+
+class _Forwards:
+    def __init__(self, target_next, target_now, online):
+        self.raws = SimpleNamespace(next=target_next, now=target_now, online=online)
+        self.calls = []
+
+    def target_next(self, next_obs):
+        self.calls.append("target_next")
+        return self.raws.next
+
+    def target_at(self, obs):
+        self.calls.append("target_at")
+        return self.raws.now
+
+    def online(self, obs):
+        self.calls.append("online")
+        return self.raws.online
+
+
+def test_objective_reads_the_target_net_at_both_states_and_weights_the_loss():
+    objective = objectives.make("munchausen", objectives.make_readout("munchausen", 1, 0, 0))
+    assert isinstance(objective.readout, MunchausenReadout)
+    now, nxt = torch.tensor([[[0.0], [LN3]]]), torch.tensor([[[1.0], [0.0]]])
+    online = torch.tensor([[[0.25], [0.0]]], requires_grad=True)
+    batch = Batch(
+        obs=torch.zeros(1, 1),
+        action=torch.tensor([0]),
+        reward=torch.tensor([1.0]),
+        next_obs=torch.ones(1, 1),
+        discount=torch.tensor([0.5]),
+        weights=torch.tensor([0.5]),
+        indices=np.arange(1),
+    )
+    forwards = _Forwards(nxt, now, online)
+    out = objective(batch, forwards)
+    assert forwards.calls == ["target_next", "target_at", "online"]
+    target = munchausen_target(batch.reward, batch.discount, batch.action, now[..., 0], nxt[..., 0])
+    td = target.item() - 0.25
+    assert out.priorities.tolist() == pytest.approx([abs(td)])
+    huber = 0.5 * td**2 if abs(td) <= 1 else abs(td) - 0.5
+    assert out.loss.item() == pytest.approx(0.5 * huber)  # weight 0.5, batch of 1
+
+
+def test_registry_and_atoms():
+    assert "munchausen" in objectives.names()
+    with pytest.raises(ValueError, match="'munchausen' needs atoms 1"):
+        objectives.make_readout("munchausen", 51, 0.0, 1.0)
