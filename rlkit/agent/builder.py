@@ -111,13 +111,23 @@ def build_objective(config: Config, net: QNetwork) -> Objective:
     the readout belongs to), with the learner's loss settings (``learner.double_q`` only
     with a target network: without one the double-Q target reduces to the max)."""
     lc = config.learner
-    head_name(config)  # ConfigError for an unknown head
+    name = head_name(config)  # ConfigError for an unknown head
+    munchausen = None
+    if lc.munchausen:
+        if name != "scalar":
+            raise ConfigError(
+                f"learner.munchausen: needs the scalar head (network.atoms 1), got {name!r}"
+            )
+        munchausen = dict(
+            tau=lc.munchausen_tau, alpha=lc.munchausen_alpha, log_floor=lc.munchausen_log_floor
+        )
     return objectives.make(
         config.network.head,
         net.readout,
         double_q=lc.double_q and lc.target_update_period > 0,
         loss=lc.loss,
         c51_priority=lc.c51_priority,
+        munchausen=munchausen,
     )
 
 

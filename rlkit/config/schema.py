@@ -139,7 +139,7 @@ class NetworkConfig:
     sigma0: float = field(default=0.5, metadata=above(0))
     #: C51 atoms; 1 = no distributional head (scalar Q-values), else >= 2.
     atoms: int = field(default=51, metadata=at_least(1, note=" (1 = no distributional head)"))
-    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51, qr (QR-DQN: network.atoms quantiles, the quantile Huber loss; v_min/v_max unused), munchausen (M-DQN: scalar outputs, atoms 1, a log-policy bonus and a soft bootstrap); a module rlkit/agent/objectives/<name>.py adds one.
+    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51, qr (QR-DQN: network.atoms quantiles, the quantile Huber loss; v_min/v_max unused); a module rlkit/agent/objectives/<name>.py adds one.
     head: str = field(default="auto", metadata=one_of(objective_names, "head"))
     #: smallest return on the C51 support, or auto: from a seeded random-policy probe of the env before building (per-step reward range x discounted horizon (1 - gamma^T) / (1 - gamma), with the probe's returns, 0 and a 10% margin; recorded in the run's checkpoints; see docs/architecture.md). Unused by scalar heads.
     v_min: float | Literal["auto"] = "auto"
@@ -175,6 +175,14 @@ class LearnerConfig:
     max_grad_norm: float | None = field(default=10.0, metadata=above(0))
     #: C51 priority of a sample: kl (KL divergence of the projected target from the prediction, Hessel et al. 2018) or cross_entropy (KL + the target's entropy, as many implementations use).
     c51_priority: Literal["kl", "cross_entropy"] = "kl"
+    #: Munchausen-DQN (Vieillard et al. 2020): add alpha * tau * clip(log pi(a|s), log_floor, 0) to the reward and bootstrap from the soft value of pi = softmax(q_target / tau); scalar head (network.atoms 1) only.
+    munchausen: bool = False
+    #: Munchausen entropy temperature tau (> 0; the paper's 0.03).
+    munchausen_tau: float = field(default=0.03, metadata=above(0))
+    #: Munchausen bonus scale alpha, in [0, 1] (the paper's 0.9; 0 = soft DQN).
+    munchausen_alpha: float = field(default=0.9, metadata=within(0, 1))
+    #: Munchausen log-policy floor l0 (< 0; the paper's -1).
+    munchausen_log_floor: float = -1.0
     #: compile the objective (forwards, target, loss, priorities, and its backward) with torch.compile; false = eager.
     compile: bool = False
     #: torch.compile mode when learner.compile: auto (reduce-overhead, i.e. CUDA graphs, on cuda; default on cpu), default, reduce-overhead or max-autotune.

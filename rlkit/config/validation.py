@@ -92,6 +92,8 @@ def _check_learner(c: Config) -> None:
         f"must not exceed replay.capacity ({capacity})",
         batch,
     )
+    floor = c.learner.munchausen_log_floor
+    _check(floor < 0, "learner.munchausen_log_floor", "must be < 0", floor)
 
 
 #: checks across keys, run after the section's own field rules

@@ -37,7 +37,14 @@ CASES = {
     "qr noisy dueling": dict(net=dict(atoms=11, noisy=True, dueling=True, head="qr"), learner={}),
     "qr max-target": dict(net=dict(atoms=5, head="qr"), learner=dict(double_q=False)),
     "munchausen noisy dueling": dict(
-        net=dict(noisy=True, dueling=True, head="munchausen"), learner={}
+        net=dict(noisy=True, dueling=True),
+        learner=dict(
+            objective=objectives.make(
+                "scalar",
+                objectives.make_readout("scalar", 1, 0, 0),
+                munchausen=dict(tau=0.03, alpha=0.9, log_floor=-1.0),
+            )
+        ),
     ),
     "no clipping": dict(net={}, learner=dict(max_grad_norm=None)),
 }

@@ -93,11 +93,11 @@ def test_qr_dqn_learns_cartpole_on_a_short_budget():
 
 
 def test_munchausen_dqn_learns_cartpole_on_a_short_budget():
-    """``network.head: munchausen`` (scalar outputs) with the default config's other
+    """``learner.munchausen`` on the scalar head with the default config's other
     switches (noisy dueling, PER, 3-step): it learns."""
     evals = train(
         [
-            "network.head=munchausen",
+            "learner.munchausen=true",
             "network.atoms=1",
             "trainer.total_steps=5000",
             "eval.every=1000",

@@ -1,5 +1,5 @@
-"""Munchausen-DQN (``network.head: munchausen``): its target by hand, its limit as the
-temperature goes to 0, the forward passes it runs, and the registry."""
+"""Munchausen-DQN (``learner.munchausen``): its target by hand, its limit as the
+temperature goes to 0, the forward passes it runs, and the switch through the builder."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from rlkit.agent import objectives
-from rlkit.agent.objectives.munchausen import MunchausenReadout, munchausen_target
+from rlkit.agent.objectives.munchausen import Munchausen, munchausen_target
+from rlkit.agent.objectives.scalar import ScalarTD
+from rlkit.build import build_learner, build_network
+from rlkit.config import ConfigError, load_config
 from rlkit.types import Batch
 
 LN3, LN4 = math.log(3.0), math.log(4.0)
@@ -79,8 +82,11 @@ class _Forwards:
 
 
 def test_objective_reads_the_target_net_at_both_states_and_weights_the_loss():
-    objective = objectives.make("munchausen", objectives.make_readout("munchausen", 1, 0, 0))
-    assert isinstance(objective.readout, MunchausenReadout)
+    options = dict(tau=0.03, alpha=0.9, log_floor=-1.0)
+    objective = objectives.make(
+        "scalar", objectives.make_readout("scalar", 1, 0, 0), munchausen=options
+    )
+    assert isinstance(objective, Munchausen)
     now, nxt = torch.tensor([[[0.0], [LN3]]]), torch.tensor([[[1.0], [0.0]]])
     online = torch.tensor([[[0.25], [0.0]]], requires_grad=True)
     batch = Batch(
@@ -102,7 +108,32 @@ def test_objective_reads_the_target_net_at_both_states_and_weights_the_loss():
     assert out.loss.item() == pytest.approx(0.5 * huber)  # weight 0.5, batch of 1
 
 
-def test_registry_and_atoms():
-    assert "munchausen" in objectives.names()
-    with pytest.raises(ValueError, match="'munchausen' needs atoms 1"):
-        objectives.make_readout("munchausen", 51, 0.0, 1.0)
+def _learner(*sets):
+    config = load_config(None, ["network.atoms=1", "network.noisy=false", *sets])
+    return build_learner(config, build_network(config, (4,), 2), torch.device("cpu"))
+
+
+def test_the_switch_and_its_three_keys_reach_the_objective():
+    assert type(_learner().objective) is ScalarTD  # off by default
+    objective = _learner(
+        "learner.munchausen=true",
+        "learner.munchausen_tau=0.5",
+        "learner.munchausen_alpha=0.25",
+        "learner.munchausen_log_floor=-2",
+    ).objective
+    assert type(objective) is Munchausen
+    assert (objective.tau, objective.alpha, objective.log_floor) == (0.5, 0.25, -2.0)
+    assert not _learner("learner.munchausen=true").manual_gradients  # not the scalar fast path
+    assert "munchausen" not in objectives.names()  # a switch, not a head
+
+
+def test_the_switch_refuses_other_heads_and_bad_values():
+    with pytest.raises(ConfigError, match="learner.munchausen: needs the scalar head"):
+        config = load_config(
+            None, ["learner.munchausen=true", "network.v_min=0", "network.v_max=1"]
+        )
+        build_learner(config, build_network(config, (4,), 2), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="learner.munchausen_log_floor"):
+        load_config(None, ["learner.munchausen_log_floor=0.5"])
+    with pytest.raises(ConfigError, match="learner.munchausen_tau"):
+        load_config(None, ["learner.munchausen_tau=0"])

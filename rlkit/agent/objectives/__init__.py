@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from rlkit.agent.objectives.base import Objective, Readout
 
 AUTO = "auto"
-NOT_OBJECTIVES = ("base", "math")  # modules of this package that are not objectives
+#: modules of this package that are not heads: shared code, and ``munchausen``, the
+#: target the scalar objective switches to with ``learner.munchausen``
+NOT_OBJECTIVES = ("base", "math", "munchausen")
 
 
 def names() -> list[str]:

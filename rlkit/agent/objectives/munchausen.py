@@ -12,34 +12,23 @@ with tau = 0.03, alpha = 0.9, l0 = -1 (the paper's Atari values), ``discount`` =
 (0 where the episode terminated) and ``r`` the n-step return: the bonus belongs to the
 first action of the window, whose log-policy it scores. Loss: Huber (or squared) on
 ``target - q(s, a)``; PER priority: |TD error| as for scalar TD. There is no argmax in
-the target, so ``double_q`` has nothing to select and is ignored. ``network.head:
-munchausen`` with ``network.atoms: 1``; dueling and noisy heads work unchanged (the
-network's scalar outputs).
+the target, so ``double_q`` has nothing to select and is ignored. Switched on by
+``learner.munchausen: true`` (``munchausen_tau``, ``munchausen_alpha``,
+``munchausen_log_floor``) on the scalar head (``network.atoms: 1``): the scalar
+objective's ``make`` returns this one; dueling and noisy nets work unchanged.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from rlkit.agent.objectives.base import Forwards, ObjectiveOutput, weighted_mean
-from rlkit.agent.objectives.scalar import LOSSES, ScalarReadout
+from rlkit.agent.objectives.scalar import LOSSES
 from rlkit.types import Batch
 
 #: the entropy temperature tau, the bonus scale alpha and the log-policy floor l0
 TAU, ALPHA, LOG_FLOOR = 0.03, 0.9, -1.0
-
-
-class MunchausenReadout(ScalarReadout):
-    """Raw outputs [B, A, 1] are the Q-values (the scalar readout, named for M-DQN)."""
-
-    name = "munchausen"
-
-
-def readout(atoms: int, v_min: float = 0.0, v_max: float = 0.0) -> MunchausenReadout:
-    """The scalar readout; ValueError unless ``atoms == 1`` (``v_min``/``v_max`` unused)."""
-    if atoms != 1:
-        raise ValueError(f"'munchausen' needs atoms 1, got {atoms}")
-    return MunchausenReadout()
 
 
 def munchausen_target(
@@ -62,18 +51,28 @@ def munchausen_target(
 
 
 class Munchausen:
-    """The M-DQN loss.
+    """The M-DQN loss over a scalar readout.
 
     Args:
-        readout: the network's ``MunchausenReadout``.
+        readout: the network's ``ScalarReadout``.
         loss: ``"huber"`` (delta 1) or ``"mse"`` on the TD error.
+        tau, alpha, log_floor: the temperature, bonus scale and log-policy floor.
     """
 
-    def __init__(self, readout: MunchausenReadout, *, loss: str = "huber") -> None:
+    def __init__(
+        self,
+        readout: nn.Module,
+        *,
+        loss: str = "huber",
+        tau: float = TAU,
+        alpha: float = ALPHA,
+        log_floor: float = LOG_FLOOR,
+    ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         self.readout = readout
         self.td_loss = LOSSES[loss]
+        self.tau, self.alpha, self.log_floor = tau, alpha, log_floor
 
     def q_values(self, raw_BAZ: torch.Tensor) -> torch.Tensor:
         return self.readout(raw_BAZ)
@@ -82,7 +81,16 @@ class Munchausen:
     def td_target(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
         q_next_BA = self.readout(forwards.target_next(batch.next_obs))
         q_now_BA = self.readout(forwards.target_at(batch.obs))
-        return munchausen_target(batch.reward, batch.discount, batch.action, q_now_BA, q_next_BA)
+        return munchausen_target(
+            batch.reward,
+            batch.discount,
+            batch.action,
+            q_now_BA,
+            q_next_BA,
+            tau=self.tau,
+            alpha=self.alpha,
+            log_floor=self.log_floor,
+        )
 
     def __call__(self, batch: Batch, forwards: Forwards) -> ObjectiveOutput:
         target_B = self.td_target(batch, forwards)
@@ -92,8 +100,3 @@ class Munchausen:
         td_abs_B = td_B.detach().abs()
         metrics = {"q_mean": q_sa_B.detach().mean(), "td_abs_mean": td_abs_B.mean()}
         return ObjectiveOutput(weighted_mean(batch.weights, self.td_loss(td_B)), td_abs_B, metrics)
-
-
-def make(readout: MunchausenReadout, *, loss: str = "huber", **_) -> Munchausen:
-    """``Munchausen`` over ``readout`` (other options, e.g. ``double_q``, are ignored)."""
-    return Munchausen(readout, loss=loss)

@@ -92,6 +92,19 @@ class ScalarTD:
         return ObjectiveOutput(weighted_mean(batch.weights, per_sample_B), td_abs_B, metrics)
 
 
-def make(readout: nn.Module, *, double_q: bool = True, loss: str = "huber", **_) -> ScalarTD:
-    """``ScalarTD`` over ``readout`` (other options are ignored)."""
+def make(
+    readout: nn.Module,
+    *,
+    double_q: bool = True,
+    loss: str = "huber",
+    munchausen: dict | None = None,
+    **_,
+) -> ScalarTD:
+    """``ScalarTD`` over ``readout``, or with ``munchausen`` (its ``tau``, ``alpha``,
+    ``log_floor``) the Munchausen-DQN objective (``rlkit.agent.objectives.munchausen``);
+    other options are ignored."""
+    if munchausen is not None:
+        from rlkit.agent.objectives.munchausen import Munchausen
+
+        return Munchausen(readout, loss=loss, **munchausen)
     return ScalarTD(readout, double_q=double_q, loss=loss)
