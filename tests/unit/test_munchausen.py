@@ -137,3 +137,16 @@ def test_the_switch_refuses_other_heads_and_bad_values():
         load_config(None, ["learner.munchausen_log_floor=0.5"])
     with pytest.raises(ConfigError, match="learner.munchausen_tau"):
         load_config(None, ["learner.munchausen_tau=0"])
+
+
+def test_munchausen_target_gradients_by_gradcheck():
+    # float64, with the log-policy clip active for one row (a far-from-greedy action)
+    q_now = torch.tensor([[0.0, 0.05], [0.0, 0.01]], dtype=torch.float64, requires_grad=True)
+    q_next = torch.tensor([[0.2, 0.1], [0.0, 0.03]], dtype=torch.float64, requires_grad=True)
+    reward, discount = torch.tensor([1.0, 0.5], dtype=torch.float64), torch.tensor([0.9, 0.0])
+    action = torch.tensor([0, 1])
+
+    def target(a, b):
+        return munchausen_target(reward, discount.double(), action, a, b)
+
+    assert torch.autograd.gradcheck(target, (q_now, q_next))

@@ -121,3 +121,24 @@ def test_readout_is_the_mean_and_few_quantiles_are_refused():
     torch.testing.assert_close(QuantileReadout(2)(raw), torch.tensor([[2.0, 5.0]]))
     with pytest.raises(ValueError, match="'qr' needs atoms > 1"):
         objectives.make_readout("qr", 1, 0.0, 0.0)
+
+
+def test_target_under_n_step_and_termination():
+    # discount = gamma^n (0.9^3 = 0.729) for a window that did not terminate, 0 for one
+    # that did: T theta_j = r + discount * theta'_j(s', a*), a* = 0 by the online net
+    objective = objectives.make("qr", QuantileReadout(2), double_q=True)
+    batch = _batch((1.0, 1.0))
+    batch.reward.copy_(torch.tensor([2.71, -1.0]))  # n-step returns
+    batch.discount.copy_(torch.tensor([0.729, 0.0]))
+    forwards = _Forwards(TARGET.repeat(2, 1, 1), SELECTION.repeat(2, 1, 1), ONLINE.repeat(2, 1, 1))
+    target = objective.target_quantiles(batch, forwards)
+    # row 0: 2.71 + 0.729 * [2, 4] = [4.168, 5.626]; row 1 terminated: [-1, -1]
+    torch.testing.assert_close(target, torch.tensor([[4.168, 5.626], [-1.0, -1.0]]))
+
+
+def test_quantile_huber_gradients_by_gradcheck():
+    # float64, including errors on both sides of the kappa = 1 boundary (|u| 0.3 and 2.5)
+    pred = torch.tensor([[0.0, 1.0, -0.7]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[0.3, 2.5, -1.9, 1.2]], dtype=torch.float64, requires_grad=True)
+    taus = QuantileReadout(3).taus.double()
+    assert torch.autograd.gradcheck(lambda p, t: quantile_huber(p, t, taus), (pred, target))
