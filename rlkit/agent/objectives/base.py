@@ -137,3 +137,19 @@ class Objective(Protocol):
 def weighted_mean(weights_B: torch.Tensor, per_sample_B: torch.Tensor) -> torch.Tensor:
     """The importance-weighted mean ``mean_b w_b l_b`` (0-d)."""
     return (weights_B * per_sample_B).mean()
+
+
+@torch.no_grad()
+def target_at_next_action(
+    readout: Readout, forwards: Forwards, next_obs: torch.Tensor, double_q: bool
+) -> torch.Tensor:
+    """The target net's raw outputs [B, Z] at ``next_obs`` for the next action ``a*``:
+    the argmax of the online net's Q-values there (double-Q), else of the target
+    net's. Runs ``target_next`` (then ``selection_next``)."""
+    t_raw_BAZ = forwards.target_next(next_obs)
+    if double_q:
+        a_star_B = readout(forwards.selection_next(next_obs)).argmax(dim=1)
+    else:
+        a_star_B = readout(t_raw_BAZ).argmax(dim=1)
+    rows_B = torch.arange(len(a_star_B), device=a_star_B.device)
+    return t_raw_BAZ[rows_B, a_star_B]

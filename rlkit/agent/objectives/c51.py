@@ -15,7 +15,12 @@ import torch
 from torch import nn
 
 from rlkit.agent.objectives import math as losses
-from rlkit.agent.objectives.base import Forwards, ObjectiveOutput, weighted_mean
+from rlkit.agent.objectives.base import (
+    Forwards,
+    ObjectiveOutput,
+    target_at_next_action,
+    weighted_mean,
+)
 from rlkit.types import Batch
 
 # Per-sample priority from (projected target m [B, Z], log p of the taken action [B, Z]).
@@ -98,14 +103,9 @@ class C51:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The projected target m [B, Z] and the mean over the batch of the target mass
         that fell outside the support (``support_clip_frac``, a 0-d tensor in [0, 1])."""
-        t_raw_BAZ = forwards.target_next(batch.next_obs)
-        if self.double_q:
-            a_star_B = self.readout(forwards.selection_next(batch.next_obs)).argmax(dim=1)
-        else:
-            a_star_B = self.readout(t_raw_BAZ).argmax(dim=1)
-        rows_B = torch.arange(len(a_star_B), device=a_star_B.device)
+        next_raw_BZ = target_at_next_action(self.readout, forwards, batch.next_obs, self.double_q)
         # softmax, not log_softmax(...).exp(): see CategoricalReadout.forward
-        next_probs_BZ = torch.softmax(t_raw_BAZ[rows_B, a_star_B], dim=1)
+        next_probs_BZ = torch.softmax(next_raw_BZ, dim=1)
         target_BZ, clipped_B = losses.categorical_projection_clipped(
             self.readout.support, next_probs_BZ, batch.reward, batch.discount
         )

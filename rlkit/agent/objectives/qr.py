@@ -27,7 +27,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rlkit.agent.objectives.base import Forwards, ObjectiveOutput, weighted_mean
+from rlkit.agent.objectives.base import (
+    Forwards,
+    ObjectiveOutput,
+    target_at_next_action,
+    weighted_mean,
+)
 from rlkit.types import Batch
 
 #: the quantile Huber loss's threshold (the paper's kappa = 1)
@@ -88,13 +93,7 @@ class QuantileRegression:
     @torch.no_grad()
     def target_quantiles(self, batch: Batch, forwards: Forwards) -> torch.Tensor:
         """``T theta_j = r + discount * theta'_j(s', a*)`` [B, N]."""
-        t_raw_BAN = forwards.target_next(batch.next_obs)
-        if self.double_q:
-            a_star_B = self.readout(forwards.selection_next(batch.next_obs)).argmax(dim=1)
-        else:
-            a_star_B = self.readout(t_raw_BAN).argmax(dim=1)
-        rows_B = torch.arange(len(a_star_B), device=a_star_B.device)
-        next_BN = t_raw_BAN[rows_B, a_star_B]
+        next_BN = target_at_next_action(self.readout, forwards, batch.next_obs, self.double_q)
         return batch.reward.unsqueeze(1) + batch.discount.unsqueeze(1) * next_BN
 
     def __call__(self, batch: Batch, forwards: Forwards) -> ObjectiveOutput:
