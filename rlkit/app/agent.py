@@ -26,6 +26,7 @@ from rlkit.app.rundir import RunDirError, load_run_config, require_run_dir
 from rlkit.build import build_policy, make_envs, resolve_device
 from rlkit.config import Config
 from rlkit.envs import EnvError, GymnasiumVecEnv, VecEnv, space_info
+from rlkit.envs.builder import observation_adapter
 from rlkit.envs.spaces import adapt_actions, adapt_observations
 from rlkit.loops.evaluate import EvalResult
 from rlkit.loops.evaluate import evaluate as run_episodes
@@ -84,6 +85,8 @@ class Agent:
             config, network, self.num_actions, device, evaluation=True
         )
         self.network = self.policy.net
+        #: raw observation -> network input (``prepare``); False until first needed
+        self._adapter: Any = False
 
     @classmethod
     def load(
@@ -116,16 +119,45 @@ class Agent:
             self.config, self.network, self.num_actions, self.device, evaluation=True, rng_seed=seed
         )
 
+    def prepare(self, obs: Any) -> np.ndarray:
+        """One observation as the env's own space gives it (a Dict, a Tuple, a Discrete
+        index, an HWC image, ...) -> what the network reads (``rlkit.envs.spaces``: packed
+        or channels-first); an observation already in that form comes back as it is."""
+        array = np.asarray(obs) if not isinstance(obs, dict | tuple) else None
+        if array is not None and array.dtype != object and array.shape == self.obs_shape:
+            return array
+        if self._adapter is False:
+            self._adapter = observation_adapter(self.config)
+        if self._adapter is None:
+            return np.asarray(obs)
+        return self._adapter(obs)
+
     def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
-        """(observations [N, *obs_shape], whether ``obs`` was a single observation)."""
-        obs = np.asarray(obs)
-        if obs.shape == self.obs_shape:
-            return obs[None], True
-        if obs.shape[1:] == self.obs_shape:
-            return obs, False
+        """(observations [N, *obs_shape], whether ``obs`` was a single observation);
+        observations of the env's own space are prepared first (``prepare``)."""
+        if not isinstance(obs, dict | tuple):
+            array = np.asarray(obs)
+            if array.dtype != object and array.shape == self.obs_shape:
+                return array[None], True
+            if array.dtype != object and array.shape[1:] == self.obs_shape:
+                return array, False
+        try:  # one observation of the env's own space
+            one = self.prepare(obs)
+            if one.shape == self.obs_shape:
+                return one[None], True
+        except (TypeError, ValueError, KeyError, IndexError):
+            pass
+        if not isinstance(obs, dict | tuple) and np.ndim(obs) > 0:  # a batch of them
+            try:
+                batch = np.stack([self.prepare(o) for o in obs])
+            except (TypeError, ValueError, KeyError, IndexError):
+                batch = None
+            if batch is not None and batch.shape[1:] == self.obs_shape:
+                return batch, False
+        shape = np.shape(obs) if not isinstance(obs, dict) else "a dict"
         raise ValueError(
-            f"observation shape {obs.shape}: expected {self.obs_shape} or "
-            f"[N, {', '.join(map(str, self.obs_shape))}]"
+            f"observation shape {shape}: expected {self.obs_shape}, [N, "
+            f"{', '.join(map(str, self.obs_shape))}] or one of the env's own space"
         )
 
     def q_values(self, obs: Any) -> np.ndarray:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
 
 from rlkit.envs.atari import AtariOptions
 from rlkit.envs.base import VecEnv, make
 from rlkit.envs.gymnasium import make_env
+from rlkit.envs.spaces import ChannelsFirst, PackedObservation
 from rlkit.envs.suites import check_env_id
 
 if TYPE_CHECKING:
-    import gymnasium as gym
-
     from rlkit.config import Config
 
 
@@ -60,3 +63,23 @@ def make_render_env(config: Config, env_id: str | None = None) -> gym.Env:
     check_env_id(env_id)  # registers the ids of installed suites
     kwargs = {**e.kwargs, "render_mode": "rgb_array"}
     return make_env(env_id, e.max_episode_steps, kwargs, atari_options(config, evaluation=True))
+
+
+def observation_adapter(config: Config) -> Callable[[Any], np.ndarray] | None:
+    """What turns one observation of ``config.env``'s own space (after the user's
+    ``env.wrappers``) into what rlkit's envs give the network: ``PackedObservation``
+    (Dict, Tuple, Discrete, ... -> one flat array) or ``ChannelsFirst`` (an HWC image ->
+    CHW); None when observations are used as they are (a Box, Atari frame stacks)."""
+    e = config.env
+    check_env_id(e.id, e.imports)
+    env = make_env(
+        e.id, e.max_episode_steps, e.kwargs, atari_options(config, evaluation=True), e.wrappers
+    )
+    try:
+        while isinstance(env, gym.Wrapper):
+            if isinstance(env, PackedObservation | ChannelsFirst):
+                return env.observation
+            env = env.env
+        return None
+    finally:
+        env.close()

@@ -186,3 +186,40 @@ def test_api_evaluate_adapts_a_users_raw_env_like_training(tmp_path):
     assert len(own.returns) == len(made.returns) == 3
     assert list(own.lengths) == [5, 5, 5]  # DictEnv episodes are 5 steps
     assert all(0.0 <= r <= 5.0 for r in own.returns)  # reward 0 or 1 per step
+
+
+@pytest.mark.filterwarnings("ignore:observation part 'obs.mission' is a Text space")
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [
+        (f"{MODULE}:RlkitSpaces/Dict-v0", {}),
+        ("FrozenLake-v1", {}),
+        (f"{MODULE}:RlkitSpaces/ImageHWC-v0", {}),
+    ],
+)
+def test_agent_acts_on_observations_of_the_envs_own_space(tmp_path, env_id, kwargs):
+    """``Agent.act`` / ``q_values`` take what ``gym.make(env.id)`` returns (a dict, an
+    int, an HWC image) as well as rlkit's packed form, one or a list of them."""
+    import gymnasium as gym
+
+    import rlkit
+    from rlkit.envs.spaces import adapt_observations
+
+    run = rlkit.train(
+        None, [*TINY, f"env.id={env_id}"], run_dir=tmp_path / "r", stream=io.StringIO()
+    )
+    agent = rlkit.Agent.load(run.run_dir)
+    raw_env = gym.make(env_id.split(":")[-1] if ":" in env_id else env_id, **kwargs)
+    packer = adapt_observations(gym.make(raw_env.spec.id, **kwargs))
+    raws, rng = [], np.random.default_rng(0)
+    obs, _ = raw_env.reset(seed=0)
+    for _ in range(6):
+        raws.append(obs)
+        obs, *_ = raw_env.step(int(rng.integers(raw_env.action_space.n)))
+    packed = np.stack([packer.observation(o) for o in raws])
+    assert packed.shape[1:] == agent.obs_shape
+    np.testing.assert_array_equal(agent.q_values(raws[0]), agent.q_values(packed[0]))
+    assert agent.act(raws[0]) == agent.act(packed[0])
+    np.testing.assert_array_equal(agent.act(raws), agent.act(packed))
+    with pytest.raises(ValueError, match="expected"):
+        agent.act(np.zeros((2, 99)))
