@@ -14,7 +14,25 @@ IMAGE_ENV = "RlkitSpaces/ImageHWC-v0"
 MULTI_ACTION_ENV = "RlkitSpaces/MultiAction-v0"
 
 
-class DictEnv(gym.Env):
+class _PickColumn(gym.Env):
+    """Reward 1 for the action equal to the marked column ``target`` (of 3), a new
+    target every step, episodes of ``length`` steps; subclasses draw ``_obs``."""
+
+    metadata: dict = {"render_modes": []}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.target = 0, int(self.np_random.integers(3))
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.target)
+        self.t += 1
+        self.target = int(self.np_random.integers(3))
+        return self._obs(), reward, False, self.t >= self.length, {}
+
+
+class DictEnv(_PickColumn):
     """Dict obs {image: (7, 7, 3) uint8 HWC, direction: Discrete(4), flags:
     MultiBinary(2), mission: Text}. The image shows a bright pixel in the column the
     agent must pick; reward 1 for action == that column (mod num actions), else 0; each
@@ -41,19 +59,8 @@ class DictEnv(gym.Env):
         flags = np.array([self.t % 2, 1], dtype=np.int8)
         return {"image": image, "direction": self.t % 4, "flags": flags, "mission": "pick"}
 
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t, self.target = 0, int(self.np_random.integers(3))
-        return self._obs(), {}
 
-    def step(self, action):
-        reward = float(int(action) == self.target)
-        self.t += 1
-        self.target = int(self.np_random.integers(3))
-        return self._obs(), reward, False, self.t >= self.length, {}
-
-
-class ImageEnv(gym.Env):
+class ImageEnv(_PickColumn):
     """A (7, 7, 3) uint8 HWC image whose channel 0 marks the rewarded action's column
     (channels 1, 2 are constant 10, 20), 3 actions, episodes of ``length`` steps."""
 
@@ -70,17 +77,6 @@ class ImageEnv(gym.Env):
         image[:, :, 1], image[:, :, 2] = 10, 20
         image[:, self.target, 0] = 255
         return image
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t, self.target = 0, int(self.np_random.integers(3))
-        return self._obs(), {}
-
-    def step(self, action):
-        reward = float(int(action) == self.target)
-        self.t += 1
-        self.target = int(self.np_random.integers(3))
-        return self._obs(), reward, False, self.t >= self.length, {}
 
 
 class MultiActionEnv(gym.Env):
