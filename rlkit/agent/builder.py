@@ -95,6 +95,15 @@ def build_network(
         torso=n.torso,
         head_hidden=n.head_hidden,
         readout=readout,
+        quantile_embedding=(
+            dict(
+                cosines=n.iqn_cosines,
+                acting_quantiles=n.iqn_acting_quantiles,
+                cvar_eta=n.iqn_cvar_eta,
+            )
+            if name == "iqn"
+            else None
+        ),
     )
 
 
@@ -110,13 +119,13 @@ def build_objective(config: Config, net: QNetwork) -> Objective:
     """The objective of ``network.head`` over ``net``'s readout (``auto``: the objective
     the readout belongs to), with the learner's loss settings (``learner.double_q`` only
     with a target network: without one the double-Q target reduces to the max)."""
-    lc = config.learner
+    lc, n = config.learner, config.network
     name = head_name(config)  # ConfigError for an unknown head
     munchausen = None
     if lc.munchausen:
-        if name != "scalar":
+        if name not in ("scalar", "iqn"):
             raise ConfigError(
-                f"learner.munchausen: needs the scalar head (network.atoms 1), got {name!r}"
+                f"learner.munchausen: needs the scalar head (network.atoms 1) or iqn, got {name!r}"
             )
         munchausen = dict(
             tau=lc.munchausen_tau, alpha=lc.munchausen_alpha, log_floor=lc.munchausen_log_floor
@@ -128,6 +137,11 @@ def build_objective(config: Config, net: QNetwork) -> Objective:
         loss=lc.loss,
         c51_priority=lc.c51_priority,
         munchausen=munchausen,
+        iqn=dict(
+            target_quantiles=n.iqn_target_quantiles,
+            selection_quantiles=n.iqn_acting_quantiles,
+            cvar_eta=n.iqn_cvar_eta,
+        ),
     )
 
 

@@ -273,8 +273,9 @@ class DQNLearner:
     @property
     def target_fixed_between_updates(self) -> bool:
         """True when consecutive updates bootstrap from an unchanging target net: a
-        separate target net (synced by the caller) with no noise resampling."""
-        return self.use_target_network and not self.reset_noise
+        separate target net (synced by the caller) with no noise resampling, and no
+        fractions sampled per forward (IQN)."""
+        return self.use_target_network and not self.reset_noise and self.online.implicit is None
 
     def update_many(self, batch: Batch, num_updates: int) -> list[LossOutput]:
         """``num_updates`` consecutive updates on equal consecutive slices of ``batch``.

@@ -4,8 +4,9 @@
 ``forward(obs)`` takes a batch ``[N, *obs_shape]`` of observations exactly as the env
 returns them (uint8, e.g. Atari frame stacks, scaled by 1/255 inside; any float dtype
 as float32) and returns the greedy actions ``[N]`` int64. The Q-network is traced in
-eval mode: noisy layers use their mean weights (no noise), and C51 nets take the argmax
-of the expected values, as the agent does. Load it with ``torch.jit.load(path)``; it runs
+eval mode: noisy layers use their mean weights (no noise), C51 and quantile nets take the
+argmax of the expected values, and IQN nets read their K midpoint fractions, as the
+agent does. Load it with ``torch.jit.load(path)``; it runs
 on the CPU and needs neither rlkit nor gymnasium.
 """
 

@@ -16,7 +16,7 @@ RULE = "rule"  # the field metadata key that holds a field's Range or Choices
 
 #: the names when the layer's registry cannot be imported (an older layout)
 FALLBACK_BACKENDS = ("ale_vector", "envpool", "gymnasium")
-FALLBACK_OBJECTIVES = ("auto", "c51", "qr", "scalar")
+FALLBACK_OBJECTIVES = ("auto", "c51", "iqn", "qr", "scalar")
 
 
 @dataclass(frozen=True)

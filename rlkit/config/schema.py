@@ -139,8 +139,16 @@ class NetworkConfig:
     sigma0: float = field(default=0.5, metadata=above(0))
     #: C51 atoms; 1 = no distributional head (scalar Q-values), else >= 2.
     atoms: int = field(default=51, metadata=at_least(1, note=" (1 = no distributional head)"))
-    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51, qr (QR-DQN: network.atoms quantiles, the quantile Huber loss; v_min/v_max unused); a module rlkit/agent/objectives/<name>.py adds one.
+    #: the objective (loss) and how the head's outputs read as Q-values: auto (scalar when atoms is 1, else c51), scalar, c51, qr (QR-DQN: network.atoms quantiles, the quantile Huber loss), iqn (IQN: network.atoms = N sampled fractions per loss forward, the iqn_* keys; v_min/v_max unused by qr and iqn); a module rlkit/agent/objectives/<name>.py adds one.
     head: str = field(default="auto", metadata=one_of(objective_names, "head"))
+    #: IQN: N', the target net's sampled fractions per update (>= 1; Dabney et al. 2018b: 64).
+    iqn_target_quantiles: int = field(default=64, metadata=at_least(1))
+    #: IQN: K, fractions per acting forward and to select the next action in the target (>= 1; the paper's 32).
+    iqn_acting_quantiles: int = field(default=32, metadata=at_least(1))
+    #: IQN: n, cosines of the fraction embedding cos(pi i tau), i = 0..n-1 (>= 1; the paper's 64).
+    iqn_cosines: int = field(default=64, metadata=at_least(1))
+    #: IQN: eta of the CVaR distortion beta(tau) = eta * tau of acting and selection fractions, in (0, 1]; 1 = risk-neutral.
+    iqn_cvar_eta: float = field(default=1.0, metadata=within(0, 1, low_open=True))
     #: smallest return on the C51 support, or auto: from a seeded random-policy probe of the env before building (per-step reward range x discounted horizon (1 - gamma^T) / (1 - gamma), with the probe's returns, 0 and a 10% margin; recorded in the run's checkpoints; see docs/architecture.md). Unused by scalar heads.
     v_min: float | Literal["auto"] = "auto"
     #: largest return on the C51 support (> v_min), or auto (as v_min; one end auto and the other a number is allowed, and an empty result is an error).
@@ -175,7 +183,7 @@ class LearnerConfig:
     max_grad_norm: float | None = field(default=10.0, metadata=above(0))
     #: C51 priority of a sample: kl (KL divergence of the projected target from the prediction, Hessel et al. 2018) or cross_entropy (KL + the target's entropy, as many implementations use).
     c51_priority: Literal["kl", "cross_entropy"] = "kl"
-    #: Munchausen-DQN (Vieillard et al. 2020): add alpha * tau * clip(log pi(a|s), log_floor, 0) to the reward and bootstrap from the soft value of pi = softmax(q_target / tau); scalar head (network.atoms 1) only.
+    #: Munchausen-DQN (Vieillard et al. 2020): add alpha * tau * clip(log pi(a|s), log_floor, 0) to the reward and bootstrap from the soft value of pi = softmax(q_target / tau); the scalar head (M-DQN) or iqn (M-IQN).
     munchausen: bool = False
     #: Munchausen entropy temperature tau (> 0; the paper's 0.03).
     munchausen_tau: float = field(default=0.03, metadata=above(0))

@@ -17,10 +17,20 @@ import torch
 from rlkit.agent import objectives
 from rlkit.agent.learner import DQNLearner
 from rlkit.agent.nn import QNetwork
+from rlkit.agent.objectives.iqn import ImplicitQuantileRegression, ImplicitReadout
 from rlkit.agent.updaters import CompiledUpdater
 from rlkit.build import build_learner
 from rlkit.config import from_dict
 from tests.component.test_learner import make_batch
+
+
+def IQN(double_q: bool = True, **iqn) -> ImplicitQuantileRegression:
+    """An IQN objective with few fractions (its readout: N = the net's atoms, unused)."""
+    munchausen = iqn.pop("munchausen", None)
+    return ImplicitQuantileRegression(
+        ImplicitReadout(6), double_q=double_q, munchausen=munchausen, **iqn
+    )
+
 
 CASES = {
     "scalar huber double-q": dict(net={}, learner={}),
@@ -46,6 +56,20 @@ CASES = {
             )
         ),
     ),
+    "iqn noisy dueling": dict(
+        net=dict(atoms=6, noisy=True, dueling=True, head="iqn"),
+        learner=dict(objective=IQN(target_quantiles=5, selection_quantiles=3)),
+    ),
+    "iqn max-target, cvar": dict(
+        net=dict(atoms=4, head="iqn"),
+        learner=dict(double_q=False, objective=IQN(False, selection_quantiles=3, cvar_eta=0.5)),
+    ),
+    "m-iqn noisy dueling": dict(
+        net=dict(atoms=6, noisy=True, dueling=True, head="iqn"),
+        learner=dict(
+            objective=IQN(target_quantiles=5, munchausen=dict(tau=0.03, alpha=0.9, log_floor=-1.0))
+        ),
+    ),
     "no clipping": dict(net={}, learner=dict(max_grad_norm=None)),
 }
 
@@ -55,6 +79,9 @@ def learner_pair(case: dict, compile: dict):
     net_keys = dict(case["net"])
     head = net_keys.pop("head", "auto")
     readout = objectives.make_readout(head, net_keys.get("atoms", 1), -5.0, 5.0)
+    if head == "iqn":
+        net_keys["quantile_embedding"] = dict(cosines=8, acting_quantiles=3)
+        case["learner"]["objective"].readout = readout
     net = QNetwork(
         (4,), 2, hidden_sizes=(32, 32), v_min=-5.0, v_max=5.0, readout=readout, **net_keys
     )

@@ -60,6 +60,9 @@ VARIANTS = {  # name -> network overrides
     "scalar-dueling-noisy": {"network.atoms": 1, "network.dueling": True, "network.noisy": True},
     "scalar-plain": {"network.atoms": 1, "network.dueling": False, "network.noisy": False},
     "c51-plain": {"network.atoms": 51, "network.dueling": False, "network.noisy": False},
+    "qr-dueling-noisy": {"network.head": "qr", "network.atoms": 8},
+    # IQN acts on the K midpoint fractions in eval mode: deterministic, so exportable
+    "iqn-dueling-noisy": {"network.head": "iqn", "network.atoms": 8, "network.iqn_cvar_eta": 0.5},
 }
 
 

@@ -136,11 +136,17 @@ def test_sigkill_after_a_checkpoint_then_resume_is_identical(tmp_path):
     assert tensorboard_steps(run_dir, "train/loss") == ref_tb
 
 
-def test_sigint_stops_cleanly_then_resume_is_identical(tmp_path):
+# IQN draws fractions from torch's generator in every forward, acting included
+IQN = ["network.head=iqn", "network.iqn_target_quantiles=6", "network.iqn_acting_quantiles=4"]
+
+
+@pytest.mark.parametrize("head", ["c51", "iqn"])
+def test_sigint_stops_cleanly_then_resume_is_identical(tmp_path, head):
     config = str(ROOT / "configs" / "cartpole_rainbow.yaml")
-    ref = reference(tmp_path, config, RAINBOW)
+    items = RAINBOW if head == "c51" else [*RAINBOW, *IQN]
+    ref = reference(tmp_path, config, items)
     run_dir = tmp_path / "stopped"
-    proc = start(run_dir, config, RAINBOW)
+    proc = start(run_dir, config, items)
     wait_for_checkpoint(proc, run_dir, 800)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

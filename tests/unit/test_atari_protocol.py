@@ -53,6 +53,8 @@ def test_each_shipped_atari_config_names_its_protocol_in_the_file():
         "rainbow.yaml": "rainbow2018",
         "pong_rainbow.yaml": "rainbow2018",
         "der_100k.yaml": "atari100k",
+        "iqn.yaml": "rainbow2018",
+        "rainbow_iqn.yaml": "rainbow2018",
     }
     assert sorted(p.name for p in (CONFIGS / "atari").glob("*.yaml")) == sorted(expected)
     for name, protocol in expected.items():

@@ -240,7 +240,7 @@ def test_backend_and_head_fall_back_without_a_registry(monkeypatch):
     monkeypatch.delattr(rlkit.envs, "backend_names", raising=False)
     monkeypatch.delattr(rlkit.agent.objectives, "names", raising=False)
     assert FALLBACK_BACKENDS == ("ale_vector", "envpool", "gymnasium")
-    assert FALLBACK_OBJECTIVES == ("auto", "c51", "qr", "scalar")
+    assert FALLBACK_OBJECTIVES == ("auto", "c51", "iqn", "qr", "scalar")
     assert load_config(None, ["env.backend=envpool"]).env.backend == "envpool"
     assert load_config(None, ["network.head=c51"]).network.head == "c51"
     with pytest.raises(ConfigError) as info:
@@ -250,7 +250,7 @@ def test_backend_and_head_fall_back_without_a_registry(monkeypatch):
     )
     with pytest.raises(
         ConfigError,
-        match=r"network.head: unknown head 'fqf' \(choose from auto, c51, qr, scalar",
+        match=r"network.head: unknown head 'fqf' \(choose from auto, c51, iqn, qr, scalar",
     ):
         load_config(None, ["network.head=fqf"])
 

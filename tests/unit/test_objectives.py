@@ -21,7 +21,7 @@ from rlkit.types import Batch
 
 
 def test_names_list_the_objective_modules_and_auto():
-    assert objectives.names() == ["auto", "c51", "qr", "scalar"]  # not base / math
+    assert objectives.names() == ["auto", "c51", "iqn", "qr", "scalar"]  # not base / math
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_auto_is_scalar_for_one_atom_else_c51(head, atoms, name):
 
 def test_unknown_objective_names_the_choices():
     with pytest.raises(
-        ValueError, match=r"unknown head 'fqf' \(choose from auto, c51, qr, scalar\)"
+        ValueError, match=r"unknown head 'fqf' \(choose from auto, c51, iqn, qr, scalar\)"
     ):
         objectives.resolve("fqf", 1)
 
@@ -150,7 +150,7 @@ def new_objective(tmp_path, monkeypatch):
 
 
 def test_a_new_objective_is_one_module_and_trains_through_the_builder(new_objective):
-    assert objectives.names() == ["auto", "c51", "mc_l1", "qr", "scalar"]
+    assert objectives.names() == ["auto", "c51", "iqn", "mc_l1", "qr", "scalar"]
     sets = ["network.head=mc_l1", "network.atoms=1", "network.dueling=false"]
     config = load_config(None, [*sets, "network.noisy=false", "learner.max_grad_norm=null"])
     net = build_network(config, (1,), 2)
@@ -195,7 +195,7 @@ def with_network(**changes):
     [
         (
             {"head": "fqf"},
-            r"network.head: unknown head 'fqf' \(choose from auto, c51, qr, scalar\)",
+            r"network.head: unknown head 'fqf' \(choose from auto, c51, iqn, qr, scalar\)",
         ),
         (
             {"head": "c51", "atoms": 1, "v_min": -10.0, "v_max": 10.0},

@@ -628,8 +628,8 @@ def test_the_loop_modes_suite_differs_only_in_the_loop():
 
 
 def test_heads_suite_swaps_only_the_head():
-    """configs/ablations/heads.yaml: C51, QR, scalar and scalar + Munchausen inside the
-    same Rainbow; every other key equal to the default config's."""
+    """configs/ablations/heads.yaml: C51, QR, IQN, scalar and scalar and IQN with
+    Munchausen inside the same Rainbow; every other key equal to the default config's."""
     suite = load_suite(ABLATIONS / "heads.yaml")
     jobs = expand(suite, Path("out"), seeds=1)
     base = load_config(ABLATIONS.parent / "cartpole_rainbow.yaml")
@@ -637,18 +637,21 @@ def test_heads_suite_swaps_only_the_head():
     for job in jobs:
         n, lc = job.config.network, job.config.learner
         heads[(job.config.env.id, job.variant)] = (n.head, n.atoms, lc.munchausen)
+        head_keys = ("head", "atoms", "iqn_target_quantiles", "iqn_acting_quantiles")
         same = dataclasses.replace(
             job.config,
             env=base.env,
-            network=dataclasses.replace(n, head=base.network.head, atoms=base.network.atoms),
+            network=dataclasses.replace(n, **{k: getattr(base.network, k) for k in head_keys}),
             learner=dataclasses.replace(lc, munchausen=False),
         )
         assert same == base, job.variant
     expected = {
         "rainbow": ("auto", 51, False),
         "rainbow_qr": ("qr", 32, False),
+        "rainbow_iqn": ("iqn", 32, False),
         "no_distributional": ("auto", 1, False),
         "rainbow_munchausen": ("auto", 1, True),
+        "rainbow_miqn": ("iqn", 32, True),
     }
     for env_id in ("CartPole-v1", "Acrobot-v1"):
         assert {v: heads[(env_id, v)] for v in expected} == expected

@@ -61,9 +61,12 @@ def _stream_layers(stream: nn.Module) -> list[nn.Module] | None:
 
 def head_mlp_layout(net: nn.Module) -> HeadMLPLayout | None:
     """The layout of ``net`` when it is an MLP-torso QNetwork with a dueling or linear
-    head of plain or noisy layers (float32 parameters), else None."""
+    head of plain or noisy layers (float32 parameters) reading the torso directly (not
+    IQN), else None."""
     torso, head = getattr(net, "torso", None), getattr(net, "head", None)
     if not isinstance(torso, MLPTorso) or type(head) not in (DuelingHead, LinearHead):
+        return None
+    if getattr(net, "implicit", None) is not None:  # IQN: the head reads embedded fractions
         return None
     modules = list(torso.net)
     if not modules or type(modules[0]) is not nn.Flatten:

@@ -31,7 +31,7 @@ def plain_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
     on flattened float input with one output per action, else None."""
     if getattr(net, "noisy", True) or getattr(net, "dueling", True):
         return None
-    if getattr(net, "atoms", 0) != 1:
+    if getattr(net, "atoms", 0) != 1 or getattr(net, "implicit", None) is not None:
         return None
     torso, head = getattr(net, "torso", None), getattr(net, "head", None)
     if torso is None or head is None or not hasattr(head, "stream"):

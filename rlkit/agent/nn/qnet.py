@@ -16,6 +16,7 @@ from torch import nn
 from rlkit.agent import objectives
 from rlkit.agent.nn.encoders import LayoutTorso
 from rlkit.agent.nn.heads import DuelingHead, LinearHead
+from rlkit.agent.nn.implicit import ImplicitQuantiles
 from rlkit.agent.nn.noisy import FactorisedNoise, NoisyLinear
 from rlkit.agent.nn.torsos import MinAtarTorso, MLPTorso, NatureCNNTorso
 from rlkit.types import ObsLayout
@@ -79,9 +80,15 @@ class QNetwork(nn.Module):
         obs_layout: for packed observations (``rlkit.envs.spaces``: Discrete, Dict, ...),
             their layout; the torso is then a ``LayoutTorso`` (one encoder per part, then
             the MLP of ``hidden_sizes``).
+        quantile_embedding: for IQN, the options of ``ImplicitQuantiles`` (``cosines``,
+            ``acting_quantiles``, ``cvar_eta``): the head then reads the torso's features
+            times the cosine embedding of sampled fractions, one output per action and
+            fraction, and ``atoms`` is ignored by the net (N is the caller's).
 
     ``forward(obs)`` returns Q-values [B, A] (through the readout); ``raw(obs)`` the head's
-    outputs [B, A, Z]. uint8 observations are scaled by 1/255 on the device.
+    outputs [B, A, Z] (IQN: ``raw(obs, taus)`` for fractions [B, N] gives [B, A, N], and
+    ``raw(obs)`` uses the embedding's acting fractions). uint8 observations are scaled by
+    1/255 on the device.
     """
 
     def __init__(
@@ -100,6 +107,7 @@ class QNetwork(nn.Module):
         head_hidden: int | None = None,
         readout: nn.Module | None = None,
         obs_layout: ObsLayout | None = None,
+        quantile_embedding: dict | None = None,
     ) -> None:
         super().__init__()
         if atoms < 1:
@@ -115,8 +123,13 @@ class QNetwork(nn.Module):
         self.torso, default_hidden = make_torso(self.obs_shape, torso, hidden_sizes, obs_layout)
         head_hidden = default_hidden if head_hidden is None else head_hidden
         head_cls = DuelingHead if dueling else LinearHead
+        #: IQN's fraction embedding (None for other heads)
+        self.implicit: ImplicitQuantiles | None = None
+        if quantile_embedding is not None:
+            self.implicit = ImplicitQuantiles(self.torso.out_features, **quantile_embedding)
+        head_atoms = 1 if self.implicit is not None else self.atoms
         self.head = head_cls(
-            self.torso.out_features, self.num_actions, self.atoms, head_hidden, linear
+            self.torso.out_features, self.num_actions, head_atoms, head_hidden, linear
         )
         if readout is None:
             readout = objectives.make_readout(objectives.AUTO, self.atoms, v_min, v_max)
@@ -124,17 +137,32 @@ class QNetwork(nn.Module):
         self._noisy_layers = [m for m in self.modules() if isinstance(m, NoisyLinear)]
         self._noise = FactorisedNoise(self._noisy_layers)
 
-    def raw(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw head outputs [B, A, Z] (what the readout and the objective read)."""
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The torso's features [B, F] of observations (uint8 scaled by 1/255)."""
         if self.obs_layout is not None:  # packed: each part is decoded (and scaled) apart
-            return self.head(self.torso(obs))
+            return self.torso(obs)
         if obs.dtype == torch.uint8:
             obs = obs.float().div_(255.0)
         elif obs.dtype != torch.float32:
             obs = obs.float()
         if obs.dim() == 4:  # convolutions run faster on channels-last tensors (CPU and GPU)
             obs = obs.contiguous(memory_format=torch.channels_last)
-        return self.head(self.torso(obs))
+        return self.torso(obs)
+
+    def raw(self, obs: torch.Tensor, taus: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw head outputs [B, A, Z] (what the readout and the objective read). IQN
+        nets: the outputs [B, A, N] at fractions ``taus`` [B, N] (None: the acting
+        fractions); other nets refuse ``taus``."""
+        features_BF = self.features(obs)
+        if self.implicit is None:
+            if taus is not None:
+                raise ValueError("raw(obs, taus): only IQN nets take quantile fractions")
+            return self.head(features_BF)
+        if taus is None:
+            taus = self.implicit.acting_fractions(features_BF.shape[0], features_BF)
+        batch, n = taus.shape
+        out_MA1 = self.head(self.implicit(features_BF, taus))  # M = B * N
+        return out_MA1.view(batch, n, self.num_actions).transpose(1, 2)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values [B, A]: the readout of the raw outputs."""

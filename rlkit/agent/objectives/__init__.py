@@ -1,8 +1,9 @@
 """Objectives (losses) behind one protocol, found by name, and the pure TD maths.
 
 Every module of this package other than ``base`` and ``math`` is an objective (see
-``rlkit.agent.objectives.base``): ``scalar`` (TD loss on scalar Q-values) and ``c51``
-(categorical distributional loss). A new objective is one new module here; ``names()``
+``rlkit.agent.objectives.base``): ``scalar`` (TD loss on scalar Q-values; Munchausen-DQN
+with ``learner.munchausen``), ``c51`` (categorical distributional loss), ``qr``
+(QR-DQN) and ``iqn`` (IQN, M-IQN with ``learner.munchausen``). A new objective is one new module here; ``names()``
 lists it, ``network.head: <module name>`` picks it. ``auto`` is ``scalar`` for nets with
 one atom, else ``c51``.
 """

@@ -49,7 +49,8 @@ class ObjectiveOutput:
     metrics: dict[str, torch.Tensor]
 
 
-RawForward = Callable[[torch.Tensor], torch.Tensor]  # observations -> raw outputs [B, A, Z]
+#: observations (and, for IQN, fractions [B, N]) -> raw outputs [B, A, Z]
+RawForward = Callable[..., torch.Tensor]
 
 
 class NoiseDraws(NamedTuple):
@@ -94,32 +95,41 @@ class Forwards:
         self._target_fn, self._selection_fn, self._online_fn = target, selection, online
         return self
 
-    @torch.no_grad()
-    def target_next(self, next_obs: torch.Tensor) -> torch.Tensor:
-        """Target-net raw outputs [B, A, Z] at ``next_obs`` (no grad)."""
-        if self._target_raw is not None:
-            return self._target_raw
-        self._draws.target()
-        return self._target_fn(next_obs)
+    @staticmethod
+    def _run(fn: RawForward, obs: torch.Tensor, taus: torch.Tensor | None) -> torch.Tensor:
+        return fn(obs) if taus is None else fn(obs, taus)
 
     @torch.no_grad()
-    def target_at(self, obs: torch.Tensor) -> torch.Tensor:
+    def target_next(self, next_obs: torch.Tensor, taus: torch.Tensor | None = None) -> torch.Tensor:
+        """Target-net raw outputs [B, A, Z] at ``next_obs`` (no grad); ``taus``: IQN's
+        fractions [B, N] (then [B, A, N])."""
+        if self._target_raw is not None:
+            if taus is not None:
+                raise RuntimeError("target_next: precomputed outputs cannot take fractions")
+            return self._target_raw
+        self._draws.target()
+        return self._run(self._target_fn, next_obs, taus)
+
+    @torch.no_grad()
+    def target_at(self, obs: torch.Tensor, taus: torch.Tensor | None = None) -> torch.Tensor:
         """Target-net raw outputs [B, A, Z] at ``obs`` (no grad; with the target net's
         noise of this update, drawn by ``target_next``, which comes first), e.g. for a
         log-policy term at the current state (Munchausen)."""
-        return self._target_fn(obs)
+        return self._run(self._target_fn, obs, taus)
 
     @torch.no_grad()
-    def selection_next(self, next_obs: torch.Tensor) -> torch.Tensor:
+    def selection_next(
+        self, next_obs: torch.Tensor, taus: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Online-net raw outputs [B, A, Z] at ``next_obs`` (no grad), e.g. for the
         double-Q argmax."""
         self._draws.selection()
-        return self._selection_fn(next_obs)
+        return self._run(self._selection_fn, next_obs, taus)
 
-    def online(self, obs: torch.Tensor) -> torch.Tensor:
+    def online(self, obs: torch.Tensor, taus: torch.Tensor | None = None) -> torch.Tensor:
         """Online-net raw outputs [B, A, Z] at ``obs``, with grad (the loss forward)."""
         self._draws.loss()
-        return self._online_fn(obs)
+        return self._run(self._online_fn, obs, taus)
 
 
 class Objective(Protocol):

@@ -31,6 +31,28 @@ from rlkit.types import Batch
 TAU, ALPHA, LOG_FLOOR = 0.03, 0.9, -1.0
 
 
+def munchausen_bonus(
+    action_B: torch.Tensor,
+    q_target_BA: torch.Tensor,
+    tau: float = TAU,
+    alpha: float = ALPHA,
+    log_floor: float = LOG_FLOOR,
+) -> torch.Tensor:
+    """``alpha * tau * clip(log pi(a|s), l0, 0)`` [B] with ``pi = softmax(q / tau)``."""
+    log_pi_BA = torch.log_softmax(q_target_BA / tau, dim=1)
+    log_pi_a_B = log_pi_BA.gather(1, action_B.unsqueeze(1)).squeeze(1)
+    return alpha * tau * log_pi_a_B.clamp(log_floor, 0.0)
+
+
+def soft_policy(
+    q_target_next_BA: torch.Tensor, tau: float = TAU
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pi, tau * log pi)`` [B, A] of ``pi = softmax(q / tau)``: the soft value is
+    ``sum_a pi(a) * (q(a) - tau * log pi(a))``."""
+    log_pi_BA = torch.log_softmax(q_target_next_BA / tau, dim=1)
+    return log_pi_BA.exp(), tau * log_pi_BA
+
+
 def munchausen_target(
     reward_B: torch.Tensor,
     discount_B: torch.Tensor,
@@ -42,11 +64,9 @@ def munchausen_target(
     log_floor: float = LOG_FLOOR,
 ) -> torch.Tensor:
     """The M-DQN target [B] (see the module docstring)."""
-    log_pi_BA = torch.log_softmax(q_target_BA / tau, dim=1)
-    log_pi_a_B = log_pi_BA.gather(1, action_B.unsqueeze(1)).squeeze(1)
-    bonus_B = alpha * tau * log_pi_a_B.clamp(log_floor, 0.0)
-    log_pi_next_BA = torch.log_softmax(q_target_next_BA / tau, dim=1)
-    soft_v_B = (log_pi_next_BA.exp() * (q_target_next_BA - tau * log_pi_next_BA)).sum(dim=1)
+    bonus_B = munchausen_bonus(action_B, q_target_BA, tau, alpha, log_floor)
+    pi_BA, tau_log_pi_BA = soft_policy(q_target_next_BA, tau)
+    soft_v_B = (pi_BA * (q_target_next_BA - tau_log_pi_BA)).sum(dim=1)
     return reward_B + bonus_B + discount_B * soft_v_B
 
 

@@ -65,13 +65,34 @@ def quantile_huber(
     pred_BN: torch.Tensor, target_BM: torch.Tensor, taus_N: torch.Tensor, kappa: float = KAPPA
 ) -> torch.Tensor:
     """Per-sample quantile Huber loss [B]: ``sum_i mean_j rho_i(target_j - pred_i)``
-    (Dabney et al. 2018a, Eq. 10) for predictions [B, N] at fractions ``taus_N`` and
-    target samples [B, M]."""
+    (Dabney et al. 2018a, Eq. 10) for predictions [B, N] at fractions ``taus_N`` ([N],
+    or [B, N] per sample as IQN samples them) and target samples [B, M]."""
     u_BNM = target_BM.unsqueeze(1) - pred_BN.unsqueeze(2)
     abs_u = u_BNM.abs()
     huber_BNM = torch.where(abs_u <= kappa, 0.5 * u_BNM.pow(2), kappa * (abs_u - 0.5 * kappa))
-    weight_BNM = (taus_N.view(1, -1, 1) - (u_BNM.detach() < 0).to(u_BNM.dtype)).abs()
+    weight_BNM = (taus_N.unsqueeze(-1) - (u_BNM.detach() < 0).to(u_BNM.dtype)).abs()
     return (weight_BNM * huber_BNM / kappa).mean(dim=2).sum(dim=1)
+
+
+def taken(raw_BAN: torch.Tensor, action_B: torch.Tensor) -> torch.Tensor:
+    """The outputs [B, N] of the taken actions."""
+    act_B11 = action_B.view(-1, 1, 1).expand(-1, 1, raw_BAN.shape[2])
+    return raw_BAN.gather(1, act_B11).squeeze(1)
+
+
+def quantile_output(
+    pred_BN: torch.Tensor, target_BM: torch.Tensor, taus: torch.Tensor, weights_B: torch.Tensor
+) -> ObjectiveOutput:
+    """Loss (the weighted mean of ``quantile_huber``), priorities (the per-sample loss)
+    and metrics (``q_mean``: the predictions' mean; ``td_abs_mean``: |mean target - mean
+    prediction|) of quantile predictions [B, N] at ``taus`` against targets [B, M]."""
+    per_sample_B = quantile_huber(pred_BN, target_BM, taus)
+    with torch.no_grad():
+        q_sa_B = pred_BN.mean(dim=1)
+        td_abs_B = (target_BM.mean(dim=1) - q_sa_B).abs()
+    metrics = {"q_mean": q_sa_B.mean(), "td_abs_mean": td_abs_B.mean()}
+    priorities_B = per_sample_B.detach().clamp_min(0.0)
+    return ObjectiveOutput(weighted_mean(weights_B, per_sample_B), priorities_B, metrics)
 
 
 class QuantileRegression:
@@ -98,16 +119,8 @@ class QuantileRegression:
 
     def __call__(self, batch: Batch, forwards: Forwards) -> ObjectiveOutput:
         target_BN = self.target_quantiles(batch, forwards)
-        raw_BAN = forwards.online(batch.obs)
-        act_B11 = batch.action.view(-1, 1, 1).expand(-1, 1, raw_BAN.shape[2])
-        pred_BN = raw_BAN.gather(1, act_B11).squeeze(1)
-        per_sample_B = quantile_huber(pred_BN, target_BN, self.readout.taus)
-        with torch.no_grad():
-            q_sa_B = pred_BN.mean(dim=1)
-            td_abs_B = (target_BN.mean(dim=1) - q_sa_B).abs()
-        metrics = {"q_mean": q_sa_B.mean(), "td_abs_mean": td_abs_B.mean()}
-        priorities_B = per_sample_B.detach().clamp_min(0.0)
-        return ObjectiveOutput(weighted_mean(batch.weights, per_sample_B), priorities_B, metrics)
+        pred_BN = taken(forwards.online(batch.obs), batch.action)
+        return quantile_output(pred_BN, target_BN, self.readout.taus, batch.weights)
 
 
 def make(readout: QuantileReadout, *, double_q: bool = True, **_) -> QuantileRegression:
