@@ -655,3 +655,30 @@ def test_heads_suite_swaps_only_the_head():
     }
     for env_id in ("CartPole-v1", "Acrobot-v1"):
         assert {v: heads[(env_id, v)] for v in expected} == expected
+
+
+def test_minatar_heads_suite_swaps_only_the_head():
+    """configs/ablations/minatar_heads.yaml: Rainbow-C51, Rainbow-IQN and M-DQN on
+    MinAtar differ in the head keys (and Munchausen) only, at 1M env steps."""
+    suite = load_suite(ABLATIONS / "minatar_heads.yaml")
+    assert suite.seeds == (0, 1, 2)
+    jobs = expand(suite, Path("out"), seeds=1)
+    runs = {(j.env, j.variant): j.config for j in jobs}
+    assert sorted({v for _, v in runs}) == ["rainbow", "rainbow_iqn", "rainbow_munchausen"]
+    c51 = runs[("MinAtar-Breakout-v1", "rainbow")]
+    assert (c51.network.head, c51.network.atoms, c51.network.v_min) == ("auto", 51, -100.0)
+    assert c51.trainer.total_steps == 1_000_000 and c51.replay.prioritized
+    keys = ("head", "atoms", "iqn_target_quantiles", "iqn_acting_quantiles", "iqn_cosines")
+    for (env_name, variant), config in runs.items():
+        base = runs[(env_name, "rainbow")]
+        network = dataclasses.replace(config.network, **{k: getattr(base.network, k) for k in keys})
+        learner = dataclasses.replace(config.learner, munchausen=False)
+        assert dataclasses.replace(config, network=network, learner=learner) == base, variant
+    iqn = runs[("MinAtar-Breakout-v1", "rainbow_iqn")].network
+    assert (iqn.head, iqn.atoms, iqn.iqn_target_quantiles, iqn.iqn_acting_quantiles) == (
+        "iqn",
+        32,
+        32,
+        32,
+    )
+    assert runs[("MinAtar-Asterix-v1", "rainbow_munchausen")].learner.munchausen
