@@ -22,6 +22,7 @@ import torch
 
 from rlkit.app import checkpoint as ckpt
 from rlkit.app.checkpoint_state import FORMAT_VERSION, capture_state, restore_state, state_mib
+from rlkit.app.evaluation import evaluate_network, evaluate_run
 from rlkit.app.loggers import JSONLLogger, MultiLogger, ProgressLogger, TensorBoardLogger
 from rlkit.app.resume import config_changes, resume_config
 from rlkit.app.rundir import (
@@ -37,7 +38,6 @@ from rlkit.build import (
     Components,
     build,
     build_network,
-    build_policy,
     check_replay_fits,
     frames_on_device,
     make_envs,
@@ -45,7 +45,7 @@ from rlkit.build import (
 )
 from rlkit.config import Config, dump_config, to_dict
 from rlkit.envs import layout_of, space_info
-from rlkit.loops.evaluate import EvalResult, evaluate
+from rlkit.loops.evaluate import EvalResult
 from rlkit.loops.sync import NumericalError
 from rlkit.support import resolve as resolve_support
 from rlkit.types import Logger
@@ -83,6 +83,10 @@ def check_env(config: Config) -> int:
     finally:
         envs.close()
     frames_on_device(config, obs_shape, obs_dtype, device)
+    if config.distributed.backend != "none":
+        from rlkit.app.distributed_run import check_distributed
+
+        check_distributed(config)
     return check_replay_fits(config, obs_shape, obs_dtype)
 
 
@@ -193,10 +197,11 @@ def _open_logs(
 class _Checkpointer:
     """The trainer's checkpoint callback: logs flushed, state captured, saved, pruned."""
 
-    def __init__(self, run_dir: Path, keep: int, logs: _Logs) -> None:
+    def __init__(self, run_dir: Path, keep: int, logs: _Logs, capture=capture_state) -> None:
         self.ckpt_dir = run_dir / "checkpoints"
         self.keep = keep
         self.logs = logs
+        self.capture = capture  # components -> checkpoint state
         self.components: Components | None = None  # set once built
 
     def __call__(self, trainer) -> None:
@@ -205,7 +210,7 @@ class _Checkpointer:
         # it exists: a kill right after the checkpoint loses none, and resume drops none
         jsonl.flush()
         tensorboard.flush()
-        state = capture_state(components)
+        state = self.capture(components)
         path = ckpt.checkpoint_path(self.ckpt_dir, trainer.counters.env_steps)
         size = ckpt.save_checkpoint(path, state)
         ckpt.prune_checkpoints(self.ckpt_dir, self.keep)
@@ -229,6 +234,19 @@ def _build_and_restore(
         components.close()
         raise
     return components
+
+
+def _build(config: Config, logs: _Logs, run_dir: Path, start: _Start, stream: IO[str]):
+    """The run's components, on one machine (``Components``) or on Ray (``ApexRun``),
+    with their checkpoint callback bound."""
+    keep = config.trainer.keep_checkpoints
+    if config.distributed.backend != "ray":
+        return _build_and_restore(config, logs, _Checkpointer(run_dir, keep, logs), start, stream)
+    from rlkit.app.distributed_run import build_distributed, capture_distributed
+
+    save = _Checkpointer(run_dir, keep, logs, capture_distributed)
+    save.components = build_distributed(config, logs, save, start, stream)
+    return save.components
 
 
 def _run_trainer(
@@ -313,7 +331,7 @@ def train(
     each env step) ends the run with a checkpoint, as Ctrl-C does.
     """
     stream = stream if stream is not None else sys.stdout
-    replay_need = check_env(config)  # fail on a bad env before anything is written
+    replay_need = check_env(config)  # fail on a bad env (or Ray) before anything is written
     stream.write(
         f"replay: {config.replay.capacity} transitions, {replay_need / 2**20:.1f} MiB "
         "(estimated before allocation)\n"
@@ -325,8 +343,7 @@ def train(
     logs = _open_logs(config, run_dir, start, stream, logger)
     random.seed(config.trainer.seed)
     np.random.seed(config.trainer.seed)
-    save = _Checkpointer(run_dir, config.trainer.keep_checkpoints, logs)
-    components = _build_and_restore(config, logs, save, start, stream)
+    components = _build(config, logs, run_dir, start, stream)
     if logs.video is not None:
         logs.video.bind(components)
     stream.write(f"run dir: {run_dir}\n")
@@ -348,41 +365,3 @@ def _flat_hparams(config: Config) -> dict[str, Any]:
         for key, value in values.items():
             flat[f"{section}.{key}"] = value if not isinstance(value, (list, dict)) else str(value)
     return flat
-
-
-# ---------------------------------------------------------------- eval
-
-
-def evaluate_network(
-    net: torch.nn.Module, config: Config, episodes: int, seed: int, device: torch.device
-) -> EvalResult:
-    """Greedy evaluation of ``net`` for ``episodes`` episodes on the run's evaluation envs
-    (at most 10 in parallel): the one place the eval entry point calls ``evaluate``."""
-    envs = make_envs(config, min(episodes, 10), evaluation=True)
-    policy = build_policy(config, net, envs.num_actions, device, evaluation=True, rng_seed=seed)
-    try:
-        return evaluate(policy, envs, episodes, seed=seed, gamma=config.learner.gamma)
-    finally:
-        envs.close()
-
-
-def evaluate_run(
-    run_dir: Path,
-    checkpoint: Path | None = None,
-    episodes: int | None = None,
-    seed: int | None = None,
-    device: str | None = None,
-) -> tuple[EvalResult, Path]:
-    """Greedy evaluation of a run's newest (or the given) checkpoint, as ``rlkit eval``
-    does it (``rlkit.app.agent``: ``Agent.load`` then ``evaluate``)."""
-    from rlkit.app.agent import Agent
-    from rlkit.app.agent import evaluate as evaluate_agent
-
-    if checkpoint is None:
-        agent = Agent.load(run_dir, device)
-    else:
-        agent = Agent.load(checkpoint, device, run_dir=run_dir)
-    config = agent.config
-    episodes = episodes or config.eval.episodes
-    seed = config.trainer.seed + 7 if seed is None else seed
-    return evaluate_agent(agent, None, episodes, seed), agent.checkpoint

@@ -283,6 +283,36 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    #: where training runs: none (this process; trainer.mode sync or async) or ray (Ape-X, Horgan et al. 2018: actors, replay shards and an evaluator as Ray actors, the learner in this process; pip install 'rlkit[ray]').
+    backend: Literal["none", "ray"] = "none"
+    #: the Ray cluster to join (an address such as "auto" or "ray://host:10001"; rlkit train --address sets it); empty = start a local Ray instance.
+    address: str = ""
+    #: Ape-X actors (>= 1), each stepping env.num_envs envs with its own copy of the policy.
+    actors: int = field(default=2, metadata=at_least(1))
+    #: replay shards (>= 1), each a Ray actor holding replay.capacity / replay_shards transitions.
+    replay_shards: int = field(default=1, metadata=at_least(1))
+    #: Ape-X base epsilon, in [0, 1]: with network.noisy false actor i of N acts epsilon-greedily with epsilon ** (1 + epsilon_alpha * i / (N - 1)) (the exploration schedule is not used); noisy actors draw their own noise instead.
+    epsilon: float = field(default=0.4, metadata=within(0, 1))
+    #: Ape-X's exponent spread alpha of the per-actor epsilons (>= 0; the paper's 7).
+    epsilon_alpha: float = field(default=7.0, metadata=at_least(0))
+    #: vector steps an actor takes per call before it sends the chunk's transitions, with its own initial priorities, to a replay shard (>= 1).
+    chunk: int = field(default=50, metadata=at_least(1))
+    #: learner updates between weight publications to the parameter server (>= 1).
+    publish_every: int = field(default=25, metadata=at_least(1))
+    #: env steps an actor takes between weight pulls (>= 1; checked before each chunk).
+    pull_every: int = field(default=400, metadata=at_least(1))
+    #: replay sample requests the learner keeps in flight (>= 1).
+    in_flight: int = field(default=4, metadata=at_least(1))
+    #: keep the replay ratio (trainer.updates_per_train / train_every): an actor waits while the learner is more than one round of chunks behind; false = free-running actors (Ape-X), the ratio falls when the learner cannot keep up.
+    throttle: bool = True
+    #: CPUs each actor and replay shard declares to Ray (> 0; fractions allowed).
+    actor_cpus: float = field(default=1.0, metadata=above(0))
+    #: object store of a local Ray instance in MiB (>= 75, Ray's minimum).
+    object_store_mb: int = field(default=128, metadata=at_least(75))
+
+
+@dataclass(frozen=True)
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -291,6 +321,7 @@ class Config:
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 SECTION_TYPES: dict[str, type] = {
@@ -301,4 +332,5 @@ SECTION_TYPES: dict[str, type] = {
     "exploration": ExplorationConfig,
     "trainer": TrainerConfig,
     "eval": EvalConfig,
+    "distributed": DistributedConfig,
 }

@@ -1,7 +1,9 @@
 """The layout: imports point down the layers, functions fit on a screen, modules stay small.
 
-Layers, lowest first: ``agent`` (and ``envs`` beside it), ``loops``, ``app``. ``config``
-and ``types`` are leaves every layer may use; only the builders read the config tree.
+Layers, lowest first: ``agent`` (and ``envs`` beside it), ``loops``, ``distributed`` (the
+Ray roles, composed from the config as ``rlkit.build`` composes the one-machine run),
+``app``. ``config`` and ``types`` are leaves every layer may use; below ``distributed``
+only the builders read the config tree.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ FORBIDDEN = {
     "rlkit.agent": ("rlkit.envs", "rlkit.loops", "rlkit.app", "rlkit.build", "rlkit.config"),
     "rlkit.envs": ("rlkit.agent", "rlkit.loops", "rlkit.app", "rlkit.build", "rlkit.config"),
     "rlkit.loops": ("rlkit.app", "rlkit.build", "rlkit.config"),
+    # the Ray roles and loop build themselves from the config, like rlkit.build
+    "rlkit.distributed": ("rlkit.app",),
 }
 # the builders are where a config meets constructors
 CONFIG_READERS = {"rlkit.agent.builder", "rlkit.envs.builder"}

@@ -90,8 +90,9 @@ class ReplayBuffer:
         return self._storage.nbytes
 
     # ------------------------------------------------------------------ writing
-    def add(self, obs, action, reward, next_obs, discount) -> None:
-        """Store one transition, or a batch of them along a leading dimension.
+    def add(self, obs, action, reward, next_obs, discount) -> int | np.ndarray:
+        """Store one transition, or a batch of them along a leading dimension; returns the
+        slot (one) or slots (a batch) they went to.
 
         One: ``obs``/``next_obs`` of shape ``obs_shape``, scalar ``action``, ``reward``
         (the possibly n-step discounted return) and ``discount`` (bootstrap factor).
@@ -100,27 +101,37 @@ class ReplayBuffer:
         """
         ndim = obs.ndim if type(obs) is np.ndarray else np.ndim(obs)
         if ndim == self._obs_ndim:
-            self._added_one(self._storage.add_one(obs, action, reward, next_obs, discount))
+            slot = self._storage.add_one(obs, action, reward, next_obs, discount)
+            self._added_one(slot)
+            return slot
         elif ndim == self._obs_ndim + 1 and len(obs) == 1:  # a batch of one: the cheap path
             row = [x[0] if np.ndim(x) else x for x in (action, reward, discount)]
-            self._added_one(self._storage.add_one(obs[0], row[0], row[1], next_obs[0], row[2]))
+            slot = self._storage.add_one(obs[0], row[0], row[1], next_obs[0], row[2])
+            self._added_one(slot)
+            return np.array([slot], dtype=np.int64)
         elif ndim == self._obs_ndim + 1:
-            self._added_many(self._storage.add_many(obs, action, reward, next_obs, discount))
+            slots = self._storage.add_many(obs, action, reward, next_obs, discount)
+            self._added_many(slots)
+            return slots
         else:
             raise ValueError(
                 f"replay add: obs has {ndim} dims; expected {self._obs_ndim} (one transition) "
                 f"or {self._obs_ndim + 1} (a batch) for obs_shape {self.obs_shape}"
             )
 
-    def add_transition(self, transition: Transition) -> None:
-        """Store an ``rlkit.types.Transition`` (K transitions with a leading dimension)."""
-        self.add(
+    def add_transition(self, transition: Transition, priorities: np.ndarray | None = None) -> None:
+        """Store an ``rlkit.types.Transition`` (K transitions with a leading dimension);
+        ``priorities`` [K]: their initial priorities as ``update_priorities`` takes them
+        (e.g. an actor's own TD errors, Ape-X) instead of the running maximum."""
+        slots = self.add(
             transition.obs,
             transition.action,
             transition.reward,
             transition.next_obs,
             transition.discount,
         )
+        if priorities is not None:
+            self.update_priorities(np.asarray(slots, dtype=np.int64).reshape(-1), priorities)
 
     def update_priorities(self, indices: np.ndarray, td_errors) -> None:
         """No-op for uniform replay (the trainer calls it for every kind of buffer)."""
