@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rlkit.app.ablate_cli import add_ablate, cmd_ablate
+
 DEFAULT_CONFIG = "cartpole_rainbow.yaml"
 
 
@@ -35,7 +37,7 @@ def _help_config(argv: list[str]) -> tuple[object, str] | None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("config", nargs="?")
     pre.add_argument("--set", dest="overrides", action="append", default=[])
-    for flag in ("--run-dir", "--resume"):
+    for flag in ("--run-dir", "--resume", "--address"):
         pre.add_argument(flag)
     for flag in ("--overwrite", "--force", "--debug"):
         pre.add_argument(flag, action="store_true")
@@ -102,6 +104,12 @@ def _add_train(
         action="store_true",
         help="with --resume: accept a config that differs from the run's saved one",
     )
+    train.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="train Ape-X on the Ray cluster at ADDR (sets distributed.backend=ray and "
+        "distributed.address; without it distributed.backend=ray starts a local Ray)",
+    )
 
 
 def _add_eval(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -159,52 +167,6 @@ def _add_config(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
 
-def _add_ablate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    ablate = sub.add_parser(
-        "ablate",
-        parents=[common],
-        help="run an ablation suite (variants x envs x seeds) and write its report",
-        description=(
-            "Train every (variant, env, seed) of a suite file as its own run dir "
-            "OUT/<env>/<variant>/seed<k>, WORKERS at a time, skipping finished runs (those "
-            "with done.json); then write OUT/results.csv, OUT/report.md and OUT/curves.png. "
-            "Re-running the same command continues an interrupted suite."
-        ),
-        epilog=(
-            "suite file keys: variants (config files relative to the suite; name = file "
-            "stem), envs (ids or {id, name, set}), seeds (a count or a list), set (overrides "
-            "for every run), description. Example: rlkit ablate "
-            "configs/ablations/cartpole_td.yaml --workers 4"
-        ),
-    )
-    ablate.add_argument(
-        "suite", type=Path, help="suite YAML file, e.g. configs/ablations/cartpole_td.yaml"
-    )
-    ablate.add_argument(
-        "--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the suite's seeds"
-    )
-    ablate.add_argument(
-        "--workers", type=int, default=1, metavar="K", help="runs trained in parallel (default: 1)"
-    )
-    ablate.add_argument(
-        "--out", type=Path, metavar="DIR", help="output dir (default: runs/ablate/<suite name>)"
-    )
-    ablate.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field in every run (after the suite's set:); repeatable",
-    )
-    ablate.add_argument(
-        "--report-only",
-        action="store_true",
-        help="train nothing: write the report from the runs that have finished",
-    )
-
-
 def _add_plot(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     plot = sub.add_parser(
         "plot",
@@ -252,7 +214,7 @@ def _parser(shown: tuple[object, str] | None = None) -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
     _add_train(sub, common, shown)
-    for add in (_add_eval, _add_export, _add_config, _add_ablate, _add_plot):
+    for add in (_add_eval, _add_export, _add_config, add_ablate, _add_plot):
         add(sub, common)
     return parser
 
@@ -261,6 +223,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rlkit.app.api import train
     from rlkit.config import ConfigError
 
+    if args.address:
+        args.overrides += ["distributed.backend=ray", f"distributed.address={args.address}"]
     if args.resume is not None:
         if args.run_dir is not None or args.overwrite:
             raise ConfigError("--resume RUN_DIR names the run dir; drop --run-dir/--overwrite")
@@ -322,29 +286,6 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_ablate(args: argparse.Namespace) -> int:
-    from rlkit.app.experiments import ablate, command_line
-
-    fallback = [str(args.suite)]
-    for flag, value in (("--seeds", args.seeds), ("--out", args.out)):
-        if value is not None:
-            fallback += [flag, str(value)]
-    fallback += ["--workers", str(args.workers)]
-    if args.overrides:
-        fallback += ["--set", *args.overrides]
-    if args.report_only:
-        fallback.append("--report-only")
-    return ablate(
-        args.suite,
-        out=args.out,
-        seeds=args.seeds,
-        workers=args.workers,
-        overrides=args.overrides,
-        report_only=args.report_only,
-        command=command_line(sys.argv, fallback),
-    )
-
-
 def _cmd_plot(args: argparse.Namespace) -> int:
     from rlkit.app.experiments.plots import (
         PlotUnavailable,
@@ -381,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval": _cmd_eval,
         "export": _cmd_export,
         "config": _cmd_config,
-        "ablate": _cmd_ablate,
+        "ablate": cmd_ablate,
         "plot": _cmd_plot,
     }
     try:

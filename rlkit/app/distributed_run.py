@@ -24,7 +24,7 @@ import torch
 from rlkit.agent.builder import build_beta, build_learner, build_network, resolve_device
 from rlkit.app.checkpoint_state import FORMAT_VERSION
 from rlkit.config import Config, ConfigError, to_dict
-from rlkit.distributed import connect, require_ray
+from rlkit.distributed import connect, probe, require_ray
 from rlkit.distributed.apex import ApexTrainer
 from rlkit.distributed.launch import Handles, ray_cpus, start_roles, stop_roles
 from rlkit.envs import layout_of, space_info
@@ -60,6 +60,8 @@ def check_distributed(config: Config) -> None:
     if config.distributed.backend != "ray":
         return
     require_ray()
+    if config.distributed.address:
+        probe(config.distributed.address)  # before the run dir is written
     if config.eval.video_every > 0:
         raise ConfigError("eval.video_every: not available with distributed.backend=ray")
     if config.trainer.mode != "sync":

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from types import ModuleType
 
 from rlkit.config import ConfigError
 
-__all__ = ["DistributedError", "connect", "require_ray"]
+__all__ = ["DistributedError", "connect", "probe", "require_ray"]
 
 #: Ray's log noise that a CLI run does not need (set before Ray starts)
 _QUIET = {"RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "1"}
@@ -41,6 +42,21 @@ def require_ray(what: str = "distributed.backend=ray") -> ModuleType:
     return ray
 
 
+def probe(address: str, timeout: float = 3.0) -> None:
+    """DistributedError unless ``host:port`` (or ``ray://host:port``) accepts a TCP
+    connection (Ray itself retries an unreachable address for minutes)."""
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local" or a name Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise DistributedError(
+            f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}"
+        ) from None
+
+
 def connect(address: str = "", *, num_cpus: float = 0.0, object_store_mb: int = 128) -> bool:
     """Join the Ray cluster at ``address``, or start a local instance (``address`` empty)
     with at least ``num_cpus`` logical CPUs and an object store of ``object_store_mb``
@@ -52,6 +68,8 @@ def connect(address: str = "", *, num_cpus: float = 0.0, object_store_mb: int = 
         return False
     for key, value in _QUIET.items():
         os.environ.setdefault(key, value)
+    if address:
+        probe(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False)

@@ -32,17 +32,21 @@ def ablate(
     report_only: bool = False,
     command: str = "rlkit ablate",
     stream: IO[str] | None = None,
+    backend: str = "local",
+    ray_options: dict | None = None,
 ) -> int:
     """``rlkit ablate``: train the unfinished runs of a suite, then write the report.
 
-    Returns the exit code: 0, 1 when a run failed, 130 when interrupted (the report is
-    written in every case). User mistakes raise ConfigError / EnvError / RunDirError.
+    ``backend``: ``local`` (``workers`` processes here) or ``ray`` (one Ray task per run,
+    ``rlkit.app.experiments.ray_backend``; ``ray_options``: its ``address``,
+    ``cpus_per_run``, ``gpus_per_run``). Returns the exit code: 0, 1 when a run failed,
+    130 when interrupted (the report is written in every case). User mistakes raise
+    ConfigError / EnvError / RunDirError.
     """
     from rlkit.app.run import RunDirError
 
     stream = stream if stream is not None else sys.stdout
-    if workers < 1:
-        raise ConfigError(f"--workers: must be >= 1, got {workers}")
+    _check_backend(backend, workers)
     suite = load_suite(Path(suite_path))
     out = out if out is not None else default_out(suite)
     jobs = expand(suite, out, seeds=seeds, overrides=parse_cli_overrides(overrides))
@@ -58,20 +62,47 @@ def ablate(
         partial = sum(j.run_dir.exists() for j in todo)
         shape = f"{len(suite.variants)} variants x {len(suite.envs)} envs x "
         shape += f"{len({j.seed for j in jobs})} seeds"
+        how = f"{min(workers, max(len(todo), 1))} worker(s)" if backend == "local" else ""
         stream.write(
             f"{suite.name}: {len(jobs)} runs ({shape}) in {out}: {len(finished)} finished "
             f"(skipped), {partial} unfinished (resumed), {len(todo) - partial} new; "
-            f"{min(workers, max(len(todo), 1))} worker(s)\n"
+            f"{how or 'one Ray task per run'}\n"
         )
         stream.flush()
         if todo:
-            outcome = run_jobs(todo, workers=workers, stream=stream)
-            failed = outcome.count("failed")
-            if failed:
-                stream.write(f"{failed} run(s) failed; see the train.log in their run dirs\n")
-                code = 1
-            if outcome.interrupted:
-                stream.write(f"interrupted; run the same command again to continue: {command}\n")
-                code = 130
+            code = _train(todo, backend, workers, ray_options or {}, stream, command)
     write_report(suite, jobs, out, command=command, stream=stream)
+    return code
+
+
+def _check_backend(backend: str, workers: int) -> None:
+    """ConfigError for a bad --workers or --backend; a missing Ray before anything runs."""
+    if workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {workers}")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"--backend: local or ray, got {backend!r}")
+    if backend == "ray":
+        from rlkit.distributed import require_ray
+
+        require_ray("rlkit ablate --backend ray")
+
+
+def _train(
+    todo: list, backend: str, workers: int, ray_options: dict, stream: IO[str], command: str
+) -> int:
+    """Train the unfinished runs on ``backend``; the exit code (0, 1 failed, 130)."""
+    if backend == "ray":
+        from rlkit.app.experiments.ray_backend import run_jobs_ray
+
+        outcome = run_jobs_ray(todo, stream=stream, **ray_options)
+    else:
+        outcome = run_jobs(todo, workers=workers, stream=stream)
+    code = 0
+    failed = outcome.count("failed")
+    if failed:
+        stream.write(f"{failed} run(s) failed; see the train.log in their run dirs\n")
+        code = 1
+    if outcome.interrupted:
+        stream.write(f"interrupted; run the same command again to continue: {command}\n")
+        code = 130
     return code

@@ -99,23 +99,32 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def worker_main(job: Job, threads: int, conn: Connection) -> None:
-    """Process entry point: run ``job`` with its output in ``train.log``; send a JobResult."""
+def run_logged(job: Job, threads: int) -> JobResult:
+    """Run ``job`` in this process with its output (and tracebacks) in ``train.log``; its
+    JobResult (``failed`` with the error's first line, ``stopped`` when interrupted)."""
     log = LogFile(job.run_dir / LOG_FILE)
+    saved = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = log  # type: ignore[assignment]  # warnings go to the log too
     try:
         if job.config.trainer.num_threads == 0:
             import torch
 
             torch.set_num_threads(threads)
-        outcome = run_job(job, log)
+        return run_job(job, log)
     except KeyboardInterrupt:
-        outcome = JobResult("stopped", "interrupted")
+        return JobResult("stopped", "interrupted")
     except BaseException as exc:  # reported to the main process, traceback in the log
         traceback.print_exc(file=log)
-        outcome = JobResult("failed", _one_line(exc))
+        return JobResult("failed", _one_line(exc))
+    finally:
+        sys.stdout, sys.stderr = saved
+        log.close()
+
+
+def worker_main(job: Job, threads: int, conn: Connection) -> None:
+    """Process entry point: ``run_logged(job)``, its JobResult sent over ``conn``."""
+    outcome = run_logged(job, threads)
     try:
         conn.send(outcome)
     finally:
         conn.close()
-        log.close()

@@ -1,0 +1,116 @@
+"""The ``rlkit ablate`` command line: its arguments and the call of ``ablate`` (the
+experiments package is imported only when the command runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_ablate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    ablate = sub.add_parser(
+        "ablate",
+        parents=[common],
+        help="run an ablation suite (variants x envs x seeds) and write its report",
+        description=(
+            "Train every (variant, env, seed) of a suite file as its own run dir "
+            "OUT/<env>/<variant>/seed<k>, WORKERS at a time, skipping finished runs (those "
+            "with done.json); then write OUT/results.csv, OUT/report.md and OUT/curves.png. "
+            "Re-running the same command continues an interrupted suite."
+        ),
+        epilog=(
+            "suite file keys: variants (config files relative to the suite; name = file "
+            "stem), envs (ids or {id, name, set}), seeds (a count or a list), set (overrides "
+            "for every run), description. Example: rlkit ablate "
+            "configs/ablations/cartpole_td.yaml --workers 4"
+        ),
+    )
+    ablate.add_argument(
+        "suite", type=Path, help="suite YAML file, e.g. configs/ablations/cartpole_td.yaml"
+    )
+    ablate.add_argument(
+        "--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the suite's seeds"
+    )
+    ablate.add_argument(
+        "--workers", type=int, default=1, metavar="K", help="runs trained in parallel (default: 1)"
+    )
+    ablate.add_argument(
+        "--out", type=Path, metavar="DIR", help="output dir (default: runs/ablate/<suite name>)"
+    )
+    ablate.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field in every run (after the suite's set:); repeatable",
+    )
+    ablate.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the report from the runs that have finished",
+    )
+    _add_ray_options(ablate)
+
+
+def _add_ray_options(ablate: argparse.ArgumentParser) -> None:
+    ray = ablate.add_argument_group(
+        "on Ray (pip install 'rlkit[ray]'; on a cluster OUT must be on a filesystem every node sees)"
+    )
+    ray.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local: --workers processes here; ray: one Ray task per run (default: local)",
+    )
+    ray.add_argument(
+        "--address", metavar="ADDR", default="", help="Ray cluster to join (default: a local Ray)"
+    )
+    ray.add_argument(
+        "--cpus-per-run",
+        type=float,
+        default=1.0,
+        metavar="C",
+        help="CPUs each run declares (default: 1)",
+    )
+    ray.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs each run declares, e.g. 0.25 (default: 0)",
+    )
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from rlkit.app.experiments import ablate, command_line
+
+    fallback = [str(args.suite)]
+    for flag, value in (("--seeds", args.seeds), ("--out", args.out)):
+        if value is not None:
+            fallback += [flag, str(value)]
+    fallback += ["--workers", str(args.workers)]
+    if args.overrides:
+        fallback += ["--set", *args.overrides]
+    if args.report_only:
+        fallback.append("--report-only")
+    if args.backend == "ray":
+        fallback += ["--backend", "ray", "--cpus-per-run", str(args.cpus_per_run)]
+        fallback += ["--gpus-per-run", str(args.gpus_per_run)]
+        fallback += ["--address", args.address] if args.address else []
+    ray_options = dict(
+        address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run
+    )
+    return ablate(
+        args.suite,
+        out=args.out,
+        seeds=args.seeds,
+        workers=args.workers,
+        overrides=args.overrides,
+        report_only=args.report_only,
+        command=command_line(sys.argv, fallback),
+        backend=args.backend,
+        ray_options=ray_options,
+    )
