@@ -146,6 +146,18 @@ def test_each_head_solves_cartpole_in_every_seed(variant):
 
 
 @pytest.mark.slow
+def test_lunarlander_config_reaches_200_in_every_seed():
+    """configs/lunarlander_rainbow.yaml (the default config with env.id changed): a greedy
+    evaluation of 200 within 300k env steps in every seed of 0-4 (docs/benchmarks.md:
+    80k-160k)."""
+    pytest.importorskip("Box2D")
+    config_file = DEFAULT_CONFIG.parent / "lunarlander_rainbow.yaml"
+    for seed in range(5):
+        evals = train([f"trainer.seed={seed}"], stop_at=200, config_file=config_file)
+        assert evals and evals[-1][1] >= 200, (seed, evals)
+
+
+@pytest.mark.slow
 def test_default_config_learns_minigrid_empty_5x5(tmp_path):
     """A real third-party env with a Dict observation (HWC image, direction; the mission
     Text dropped): with only env.id changed the greedy agent reaches the goal in >= 90%
