@@ -7,6 +7,7 @@ seeds. Each switch is read by the builder of its layer and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -33,7 +34,8 @@ from rlkit.agent.learner import DQNLearner
 from rlkit.agent.nn import QNetwork
 from rlkit.agent.policy import EpsilonGreedy
 from rlkit.agent.replay import NStepAccumulator, ReplayBuffer
-from rlkit.config import Config
+from rlkit.config import Config, ConfigError
+from rlkit.distributed import ddp
 from rlkit.envs import VecEnv, layout_of, space_info
 from rlkit.envs.builder import make_envs
 from rlkit.loops.collector import Collector
@@ -71,6 +73,23 @@ EVAL_SEED_OFFSET = 1_000_003
 def eval_seed(config: Config, index: int) -> int:
     """Env seed of the ``index``-th evaluation (0-based) of a run."""
     return config.trainer.seed + EVAL_SEED_OFFSET + 1000 * index
+
+
+def rank_config(config: Config) -> Config:
+    """``config`` for this data-parallel rank (``rlkit.distributed.ddp``): seed
+    ``trainer.seed + 1000 * rank`` and ``learner.batch_size / world_size`` per rank;
+    unchanged in a single process. ConfigError when the batch does not split evenly."""
+    ranks = ddp.world_size()
+    if ranks == 1:
+        return config
+    batch = config.learner.batch_size
+    if batch % ranks:
+        raise ConfigError(f"learner.batch_size: {batch} does not split over {ranks} ranks")
+    return dataclasses.replace(
+        config,
+        trainer=dataclasses.replace(config.trainer, seed=config.trainer.seed + 1000 * ddp.rank()),
+        learner=dataclasses.replace(config.learner, batch_size=batch // ranks),
+    )
 
 
 def build_cadence(config: Config) -> Cadence:
@@ -144,13 +163,18 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
     A C51 support still ``auto`` is resolved first (``rlkit.support``); the components'
     ``config`` holds the numbers."""
     config, _ = resolve_support(config)
+    config = rank_config(config)
     t = config.trainer
     device = _setup_torch(config)
     envs = make_envs(config, config.env.num_envs)
     eval_envs = make_envs(config, min(config.eval.episodes, 10), evaluation=True)
     obs_shape, obs_dtype, num_actions = space_info(envs)
     network = build_network(config, obs_shape, num_actions, layout_of(envs)).to(device)
-    learner = build_learner(config, network, device)
+    sync = ddp.GradAllReduce() if ddp.world_size() > 1 else None
+    learner = build_learner(config, network, device, grad_sync=sync)
+    if sync is not None:  # every rank starts from rank 0's weights
+        ddp.broadcast_module(learner.online)
+        ddp.broadcast_module(learner.target)
     replay = build_replay(config, obs_shape, obs_dtype, device, seed=t.seed)
     nstep = NStepAccumulator(config.replay.n_step, config.learner.gamma, num_envs=envs.num_envs)
     policy = build_policy(config, network, num_actions, device)

@@ -145,12 +145,15 @@ def build_objective(config: Config, net: QNetwork) -> Objective:
     )
 
 
-def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLearner:
+def build_learner(
+    config: Config, net: QNetwork, device: torch.device, grad_sync=None
+) -> DQNLearner:
     """The DQNLearner of ``config.learner`` (and ``network.noise_cadence``) for ``net``.
 
     The hand-written backward passes (``trainer.fast_mlp``) are used where the learner's
     ``ManualMLPUpdater`` (scalar TD, plain MLP) or ``ManualC51Updater`` (C51, MLP torso
     with plain or noisy, dueling or linear head) supports the objective and the net.
+    ``grad_sync``: the learner's gradient hook (data-parallel ranks: their all-reduce).
     """
     lc = config.learner
     optimizer = make_optimizer(list(net.parameters()), lc.lr, lc.adam_eps, device)
@@ -167,6 +170,7 @@ def build_learner(config: Config, net: QNetwork, device: torch.device) -> DQNLea
         objective=build_objective(config, net),
         compile=compile_options(config, device),
         precision=lc.precision,
+        grad_sync=grad_sync,
     )
 
 

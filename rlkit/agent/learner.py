@@ -118,6 +118,10 @@ class DQNLearner:
         precision: ``"fp32"``, or ``"bf16"``: the objective under ``torch.autocast`` in
             bfloat16 (weights, gradients and Adam stay float32; autograd, so
             ``manual_gradients`` is then ignored).
+        grad_sync: called with the parameters after each backward pass, before clipping:
+            data-parallel learners average their gradients there
+            (``rlkit.distributed.ddp.GradAllReduce``; autograd, so ``manual_gradients`` is
+            then ignored).
 
     ``update(batch)`` returns a ``LossOutput``: the IS-weighted mean loss, the objective's
     new priorities and the metrics ``loss``, the objective's (``q_mean``,
@@ -141,6 +145,7 @@ class DQNLearner:
         objective: Objective | None = None,
         compile: dict | None = None,
         precision: str = "fp32",
+        grad_sync: Callable[[list[torch.Tensor]], None] | None = None,
     ) -> None:
         if noise_cadence not in NOISE_CADENCES:
             raise ValueError(
@@ -177,7 +182,9 @@ class DQNLearner:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         self.precision = precision
-        self._updater = self._make_updater(manual_gradients, compile)
+        self._updater = self._make_updater(manual_gradients and grad_sync is None, compile)
+        if grad_sync is not None:
+            self._updater.grad_sync = grad_sync
         manual = (ManualMLPUpdater, ManualC51Updater)
         self._manual = self._updater if isinstance(self._updater, manual) else None
 

@@ -99,6 +99,9 @@ class AutogradUpdater:
         self.autocast = autocast
         self._device_type = params[0].device.type if params else "cpu"
         self._loss = objective  # what computes the loss: the objective, or a compiled one
+        #: called with the parameters after the backward pass, before clipping (e.g. the
+        #: all-reduce of data-parallel learners, ``rlkit.distributed.ddp``)
+        self.grad_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     def run(
         self,
@@ -118,6 +121,8 @@ class AutogradUpdater:
         for param in self.params:
             param.grad = None
         out.loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.params)
         grad_norm = clip_grad_norm(self.params, self.max_grad_norm)
         self.optimizer_step()
         scalars = [out.loss.detach(), *out.metrics.values(), grad_norm]

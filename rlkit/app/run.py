@@ -176,6 +176,27 @@ def _start(config: Config, run_dir: Path, resume: bool, overwrite: bool, stream:
     return _Start(path, state, steps)
 
 
+def _rank_start(
+    config: Config, run_dir: Path, resume: bool, overwrite: bool, stream: IO[str]
+) -> tuple[Path, _Start]:
+    """``_start`` in this process's run dir: ``run_dir``, or for data-parallel rank r > 0
+    (``rlkit.distributed.ddp``, e.g. under torchrun) ``run_dir/rank<r>``, once rank 0 has
+    prepared ``run_dir``."""
+    from rlkit.distributed import ddp
+
+    if not ddp.init_from_env(resolve_device(config.trainer.device).type):
+        return run_dir, _start(config, run_dir, resume, overwrite, stream)
+    import torch.distributed as dist
+
+    if ddp.rank() == 0:
+        start = _start(config, run_dir, resume, overwrite, stream)
+        dist.barrier()
+        return run_dir, start
+    dist.barrier()
+    mine = run_dir / f"rank{ddp.rank()}"
+    return mine, _start(config, mine, resume, overwrite, stream)
+
+
 def _open_logs(
     config: Config, run_dir: Path, start: _Start, stream: IO[str], extra: Logger | None
 ) -> _Logs:
@@ -336,7 +357,7 @@ def train(
         f"replay: {config.replay.capacity} transitions, {replay_need / 2**20:.1f} MiB "
         "(estimated before allocation)\n"
     )
-    start = _start(config, run_dir, resume, overwrite, stream)
+    run_dir, start = _rank_start(config, run_dir, resume, overwrite, stream)
     config, support = resolve_support(config, start.state)  # config.yaml keeps ``auto``
     if support is not None:
         stream.write(support.line() + "\n")
