@@ -92,6 +92,17 @@ def rank_config(config: Config) -> Config:
     )
 
 
+def _rank_learner(config: Config, network: QNetwork, device: torch.device) -> DQNLearner:
+    """The learner; on data-parallel ranks with the gradient all-reduce, starting from
+    rank 0's weights."""
+    if ddp.world_size() == 1:
+        return build_learner(config, network, device)
+    learner = build_learner(config, network, device, grad_sync=ddp.GradAllReduce())
+    ddp.broadcast_module(learner.online)
+    ddp.broadcast_module(learner.target)
+    return learner
+
+
 def build_cadence(config: Config) -> Cadence:
     t, lc = config.trainer, config.learner
     return Cadence(
@@ -170,11 +181,7 @@ def build(config: Config, logger: Logger, checkpoint=None, progress=None) -> Com
     eval_envs = make_envs(config, min(config.eval.episodes, 10), evaluation=True)
     obs_shape, obs_dtype, num_actions = space_info(envs)
     network = build_network(config, obs_shape, num_actions, layout_of(envs)).to(device)
-    sync = ddp.GradAllReduce() if ddp.world_size() > 1 else None
-    learner = build_learner(config, network, device, grad_sync=sync)
-    if sync is not None:  # every rank starts from rank 0's weights
-        ddp.broadcast_module(learner.online)
-        ddp.broadcast_module(learner.target)
+    learner = _rank_learner(config, network, device)
     replay = build_replay(config, obs_shape, obs_dtype, device, seed=t.seed)
     nstep = NStepAccumulator(config.replay.n_step, config.learner.gamma, num_envs=envs.num_envs)
     policy = build_policy(config, network, num_actions, device)
