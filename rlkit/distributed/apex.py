@@ -144,15 +144,18 @@ class ApexTrainer:
         self._updates_base = self.counters.updates
 
     # ------------------------------------------------------------------ weights
-    def publish(self) -> None:
-        """Put the online and target weights into the object store and announce them."""
+    def publish(self, wait: bool = False) -> None:
+        """Put the online and target weights into the object store and announce them
+        (``wait``: until the parameter server has them)."""
         learner = self.learner
         state = {
             name: {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             for name, net in (("online", learner.online), ("target", learner.target))
         }
         self._version += 1
-        self.h.server.publish.remote(self._version, [self.h.ray.put(state)])
+        ref = self.h.server.publish.remote(self._version, [self.h.ray.put(state)])
+        if wait:
+            self.h.ray.get(ref)
         self._published_at = self.counters.updates
 
     # ------------------------------------------------------------------ the loop
@@ -182,7 +185,7 @@ class ApexTrainer:
         """Train until ``trainer.total_steps`` env steps (or ``stop()``); the final
         evaluation and checkpoint at the end (a checkpoint only, after a stop)."""
         ray, p = self.h.ray, self._pending
-        self.publish()
+        self.publish(wait=True)  # the actors' first pull gets the learner's weights
         for i, actor in enumerate(self.h.actors):
             p.actors[actor.collect.remote()] = i
         steps = self.counters.env_steps
