@@ -44,10 +44,6 @@ class ApexRun:
     handles: Handles
     started_ray: bool
 
-    @property
-    def network(self):
-        return self.learner.online
-
     def close(self) -> None:
         stop_roles(self.handles)
         if self.started_ray:

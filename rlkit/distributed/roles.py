@@ -175,9 +175,6 @@ class ActorRole:
         self._pending = self.shards[k].add.remote(t, priorities)
         return k, len(t.action)
 
-    def close(self) -> None:
-        self.envs.close()
-
 
 class ReplayShardRole:
     """One replay shard: a replay buffer of ``replay.capacity / replay_shards``."""
