@@ -232,3 +232,17 @@ def test_a_dead_actor_and_a_lost_shard_are_reported_and_training_goes_on():
     assert counters.env_steps == 400
     assert any("actor 0 died" in w for w in warnings)
     assert any("replay shard 1 was lost" in w for w in warnings)
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_the_learner_keeps_at_most_in_flight_sample_requests_open(in_flight):
+    trainer, _ = _trainer(_config(f"distributed.in_flight={in_flight}"))
+    most, request = [0], trainer._request_samples
+
+    def spy():
+        request()
+        most[0] = max(most[0], len(trainer._pending.samples))
+
+    trainer._request_samples = spy
+    trainer.run()
+    assert most[0] == in_flight  # reached, never passed
