@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rlkit.app.ablate_cli import add_ablate, cmd_ablate
+from rlkit.app.sweep_cli import add_sweep, cmd_sweep
 
 DEFAULT_CONFIG = "cartpole_rainbow.yaml"
 
@@ -214,7 +215,7 @@ def _parser(shown: tuple[object, str] | None = None) -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
     _add_train(sub, common, shown)
-    for add in (_add_eval, _add_export, _add_config, add_ablate, _add_plot):
+    for add in (_add_eval, _add_export, _add_config, add_ablate, add_sweep, _add_plot):
         add(sub, common)
     return parser
 
@@ -323,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         "export": _cmd_export,
         "config": _cmd_config,
         "ablate": cmd_ablate,
+        "sweep": cmd_sweep,
         "plot": _cmd_plot,
     }
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,8 @@ class _StopFlag:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals reach the main thread only (e.g. a Ray Tune trial's thread)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self

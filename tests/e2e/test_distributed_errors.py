@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.e2e.tiny import TINY, assert_one_line_error, cli, sets
+from tests.e2e.tiny import DEFAULT_CONFIG, TINY, assert_one_line_error, cli, sets
 
 
 def _without_ray(monkeypatch):
@@ -68,3 +68,34 @@ def test_settings_a_distributed_run_does_not_support(capsys, tmp_path):
         )
         assert_one_line_error(code, err, fragment)
         assert not run_dir.exists()
+
+
+def _sweep_file(tmp_path, search: str):
+    space = tmp_path / "space.yaml"
+    space.write_text(f"search: {search}\nsamples: 2\nspace:\n  learner.lr: {{choice: [0.001]}}\n")
+    return space
+
+
+def test_sweep_without_ray_names_the_extra(capsys, monkeypatch, tmp_path):
+    _without_ray(monkeypatch)
+    out = tmp_path / "o"
+    code, _, err = cli(
+        capsys,
+        "sweep",
+        str(DEFAULT_CONFIG),
+        str(_sweep_file(tmp_path, "random")),
+        "--out",
+        str(out),
+    )
+    assert_one_line_error(code, err, "rlkit sweep needs Ray", "rlkit[ray]")
+    assert not out.exists()
+
+
+def test_optuna_search_without_optuna_names_the_extra(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("ray.tune")
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    out = tmp_path / "o"
+    space = _sweep_file(tmp_path, "optuna")
+    code, _, err = cli(capsys, "sweep", str(DEFAULT_CONFIG), str(space), "--out", str(out))
+    assert_one_line_error(code, err, f"{space}: search: optuna needs Optuna", "rlkit[optuna]")
+    assert not out.exists()

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from rlkit.app.experiments.suites import Job
 from rlkit.config import Config, ConfigError, config_diff, from_dict, read_yaml
+from rlkit.types import Logger
 
 DONE_FILE = "done.json"
 #: keys that do not change what a run computes; a finished run may differ in them.
@@ -66,7 +67,9 @@ def plan(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]]:
     return finished, todo
 
 
-def start_or_resume(config: Config, run_dir: Path, stream: IO[str]) -> tuple[Any, Any]:
+def start_or_resume(
+    config: Config, run_dir: Path, stream: IO[str], logger: Logger | None = None
+) -> tuple[Any, Any]:
     """Train ``run_dir`` to the end; returns ``rlkit.app.run.train``'s (components, result).
 
     An unfinished run dir with a complete checkpoint and the same config continues
@@ -83,7 +86,7 @@ def start_or_resume(config: Config, run_dir: Path, stream: IO[str]) -> tuple[Any
             same = False
         if same:
             try:
-                return train(config, run_dir, resume=True, stream=stream)
+                return train(config, run_dir, resume=True, stream=stream, logger=logger)
             except (RunDirError, ckpt.CheckpointError) as exc:
                 stream.write(f"{run_dir}: cannot resume ({exc}); starting again\n")
-    return train(config, run_dir, overwrite=True, stream=stream)
+    return train(config, run_dir, overwrite=True, stream=stream, logger=logger)

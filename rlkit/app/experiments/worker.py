@@ -21,6 +21,7 @@ from rlkit.app.checkpoint import atomic_write_json
 from rlkit.app.experiments.planning import DONE_FILE, start_or_resume
 from rlkit.app.experiments.plots import read_records
 from rlkit.app.experiments.suites import Job
+from rlkit.types import Logger
 
 LOG_FILE = "train.log"
 
@@ -68,10 +69,11 @@ class LogFile:
             self._file = None
 
 
-def run_job(job: Job, stream: IO[str]) -> JobResult:
-    """Train one run; write ``done.json`` only when it reached ``trainer.total_steps``."""
+def run_job(job: Job, stream: IO[str], logger: Logger | None = None) -> JobResult:
+    """Train one run; write ``done.json`` only when it reached ``trainer.total_steps``.
+    ``logger`` also receives every logged point (``rlkit sweep`` reports to Tune)."""
     start = time.time()
-    components, result = start_or_resume(job.config, job.run_dir, stream)
+    components, result = start_or_resume(job.config, job.run_dir, stream, logger)
     steps = int(components.trainer.counters.env_steps)
     total = job.config.trainer.total_steps
     if steps < total:
@@ -99,7 +101,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def run_logged(job: Job, threads: int) -> JobResult:
+def run_logged(job: Job, threads: int, logger: Logger | None = None) -> JobResult:
     """Run ``job`` in this process with its output (and tracebacks) in ``train.log``; its
     JobResult (``failed`` with the error's first line, ``stopped`` when interrupted)."""
     log = LogFile(job.run_dir / LOG_FILE)
@@ -110,7 +112,7 @@ def run_logged(job: Job, threads: int) -> JobResult:
             import torch
 
             torch.set_num_threads(threads)
-        return run_job(job, log)
+        return run_job(job, log, logger)
     except KeyboardInterrupt:
         return JobResult("stopped", "interrupted")
     except BaseException as exc:  # reported to the main process, traceback in the log
