@@ -35,24 +35,27 @@ def add_ablate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     ablate.add_argument(
         "--workers", type=int, default=1, metavar="K", help="runs trained in parallel (default: 1)"
     )
-    ablate.add_argument(
-        "--out", type=Path, metavar="DIR", help="output dir (default: runs/ablate/<suite name>)"
-    )
-    ablate.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field in every run (after the suite's set:); repeatable",
-    )
+    add_out_and_set(ablate, "runs/ablate/<suite name>", "run", "suite")
     ablate.add_argument(
         "--report-only",
         action="store_true",
         help="train nothing: write the report from the runs that have finished",
     )
     _add_ray_options(ablate)
+
+
+def add_out_and_set(parser: argparse.ArgumentParser, default: str, each: str, file: str) -> None:
+    """``--out DIR`` and ``--set KEY=VALUE ...`` of the commands that train many runs."""
+    parser.add_argument("--out", type=Path, metavar="DIR", help=f"output dir (default: {default})")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config field in every {each} (after the {file}'s set:); repeatable",
+    )
 
 
 def _add_ray_options(ablate: argparse.ArgumentParser) -> None:

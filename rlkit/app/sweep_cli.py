@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rlkit.app.ablate_cli import add_out_and_set
+
 
 def add_sweep(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     sweep = sub.add_parser(
@@ -32,18 +34,7 @@ def add_sweep(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     sweep.add_argument(
         "space", type=Path, help="sweep file, e.g. configs/sweeps/cartpole_rainbow.yaml"
     )
-    sweep.add_argument(
-        "--out", type=Path, metavar="DIR", help="output dir (default: runs/sweep/<space name>)"
-    )
-    sweep.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field in every trial (after the sweep's set:); repeatable",
-    )
+    add_out_and_set(sweep, "runs/sweep/<sweep file name>", "trial", "sweep file")
     sweep.add_argument("--samples", type=int, metavar="N", help="trials, instead of the file's")
     sweep.add_argument(
         "--address", metavar="ADDR", default="", help="Ray cluster to join (default: a local Ray)"

@@ -122,6 +122,33 @@ def test_every_value_a_space_can_produce_is_checked_against_the_config(tmp_path)
     assert not (tmp_path / "out").exists()
 
 
+def test_trial_length_is_fixed_and_the_first_rung_comes_before_the_end(tmp_path):
+    """Searching total_steps is refused. With total_steps 4000 and eval.every 1000 the
+    default grace is max(4000 // 8, 1000) = 1000 < 4000 (accepted); with eval.every 4000
+    it is 4000 (refused); an explicit grace of 4000 is refused, 3999 accepted."""
+    lengths = space_file(tmp_path, {"space": {"trainer.total_steps": {"choice": [1000, 2000]}}})
+    with pytest.raises(ConfigError, match="trainer.total_steps: cannot be searched"):
+        prepare(CONFIG, lengths, out=tmp_path / "out")
+    space = {"learner.lr": {"choice": [1e-3]}}
+    fixed = {"trainer.total_steps": 4000, "eval.every": 1000}
+    default = space_file(tmp_path, {"scheduler": "asha", "set": fixed, "space": space})
+    prepare(CONFIG, default, out=tmp_path / "out")
+    late = {**fixed, "eval.every": 4000}
+    default = space_file(tmp_path, {"scheduler": "asha", "set": late, "space": space})
+    with pytest.raises(ConfigError, match=r"grace_period: 4000 env steps must be < .*4000"):
+        prepare(CONFIG, default, out=tmp_path / "out")
+    for grace, ok in ((4000, False), (3999, True)):
+        asha = {"grace_period": grace}
+        body = {"scheduler": "asha", "asha": asha, "set": fixed, "space": space}
+        path = space_file(tmp_path, body)
+        if ok:
+            prepare(CONFIG, path, out=tmp_path / "out")
+            continue
+        with pytest.raises(ConfigError, match=r"grace_period: 4000 env steps must be < .*4000"):
+            prepare(CONFIG, path, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_prepare_applies_set_then_cli_on_the_config(tmp_path):
     body = {"set": {"trainer.total_steps": 700}, "space": {"learner.lr": {"choice": [1e-3]}}}
     plan = prepare(CONFIG, space_file(tmp_path, body), overrides=["eval.every=350"], samples=4)

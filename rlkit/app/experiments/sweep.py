@@ -102,8 +102,27 @@ def prepare(
     for env_id in env_ids:
         check_env_id(env_id, config.env.imports)
     resolve_device(config.trainer.device)
+    _check_schedule(spec, config)
     out = out if out is not None else Path("runs") / "sweep" / spec.name
     return Sweep(spec, base, str(config_path), out)
+
+
+def _check_schedule(spec: SweepSpec, config: Config) -> None:
+    """Trials are compared (by ASHA, and in sweep.csv) at the same env steps: their
+    length is fixed, and ASHA's first rung must come before the end."""
+    if any(d.key == "trainer.total_steps" for d in spec.dimensions):
+        raise ConfigError(
+            f"{spec.path}: space: trainer.total_steps: cannot be searched (trials are "
+            "compared at the same env steps); fix it with set:"
+        )
+    total = config.trainer.total_steps
+    if spec.scheduler == "asha":
+        grace = grace_period(spec, total, config.eval.every)
+        if grace >= total:
+            raise ConfigError(
+                f"{spec.path}: asha: grace_period: {grace} env steps must be < "
+                f"trainer.total_steps ({total})"
+            )
 
 
 # ---------------------------------------------------------------- one trial
