@@ -14,6 +14,7 @@ be reached.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -72,7 +73,7 @@ def connect(address: str = "", *, num_cpus: float = 0.0, object_store_mb: int = 
         probe(address)
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             cpus = max(os.cpu_count() or 1, math.ceil(num_cpus))
             ray.init(
@@ -80,6 +81,7 @@ def connect(address: str = "", *, num_cpus: float = 0.0, object_store_mb: int = 
                 object_store_memory=int(object_store_mb) * 2**20,
                 include_dashboard=False,
                 log_to_driver=False,
+                logging_level=logging.WARNING,  # not Ray's start-up lines on the terminal
             )
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

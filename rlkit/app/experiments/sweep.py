@@ -19,6 +19,7 @@ results (``sweep.csv``, best first) and the best trial's config (``best.yaml``),
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import sys
@@ -302,6 +303,7 @@ def _require_tune(spec: SweepSpec):
     # the run dirs hold the logs: no TensorBoard or CSV copies in OUT/tune
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # not its state-saving lines
     try:
         from ray import tune
     except ImportError:
