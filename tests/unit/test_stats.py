@@ -1,4 +1,5 @@
-"""IQM, bootstrap CIs and curve area against hand-computed small cases."""
+"""IQM, probability of improvement, bootstrap CIs and curve area against hand-computed
+small cases."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,8 @@ from rlkit.app.experiments.statistics import (
     bootstrap_difference_ci,
     curve_auc,
     iqm,
+    probability_of_improvement,
+    probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
 
@@ -84,3 +87,38 @@ def test_curve_auc():
     # trapezoids: [0,2]: (0+4)/2*2 = 4 ; [2,4]: (4+4)/2*2 = 8 ; total 12 / 4 = 3
     assert curve_auc([0, 2, 4], [0, 4, 4]) == 3.0
     assert curve_auc([5], [7]) == 7.0
+
+
+def test_probability_of_improvement_hand_computed():
+    # task 1: X = [3, 5] against Y = [1, 3, 6], all 6 pairs:
+    #   3>1: 1, 3=3: 1/2, 3<6: 0, 5>1: 1, 5>3: 1, 5<6: 0  -> 3.5 / 6 = 7/12
+    # task 2: X = [10] against Y = [20, 0]: 0 + 1 -> 1/2
+    # the mean over the two tasks: (7/12 + 6/12) / 2 = 13/24
+    x, y = [[3, 5], [10]], [[1, 3, 6], [20, 0]]
+    assert probability_of_improvement(x, y) == pytest.approx(13 / 24)
+    assert probability_of_improvement(y, x) == pytest.approx(11 / 24)  # 1 - 13/24
+    assert probability_of_improvement([[7, 7]], [[7]]) == 0.5  # ties only
+    # ranks only: rescaling one task leaves it unchanged
+    assert probability_of_improvement([[300, 500], [10]], y) != probability_of_improvement(x, y)
+    assert probability_of_improvement([[30, 50], [10]], [[10, 30, 60], [20, 0]]) == (
+        pytest.approx(13 / 24)
+    )
+    with pytest.raises(ValueError, match="same tasks"):
+        probability_of_improvement([[1]], [[1], [2]])
+    with pytest.raises(ValueError, match="at least one run"):
+        probability_of_improvement([[]], [[1]])
+
+
+def test_probability_of_improvement_ci_is_stratified():
+    # one run each: every replicate is the same
+    assert probability_of_improvement_ci([[1.0]], [[0.0]], reps=50) == (1.0, 1.0)
+    # task A: X = [1] vs Y = [0] gives 1 in every replicate; task B: X = [0, 2] vs Y = [1]
+    # resamples X to {0, 0} (P 0, prob 1/4), {0, 2} (1/2, prob 1/2) or {2, 2} (1, prob 1/4);
+    # the mean over tasks is 0.5, 0.75 or 1: with 4000 replicates the 95% interval is
+    # (0.5, 1.0). Pooling the tasks' runs would give other values (e.g. 2/3).
+    low, high = probability_of_improvement_ci([[1.0], [0.0, 2.0]], [[0.0], [1.0]], reps=4000)
+    assert (low, high) == (0.5, 1.0)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1, 1, 20), rng.normal(0, 1, 20)
+    low, high = probability_of_improvement_ci([a], [b], reps=1000)
+    assert low < probability_of_improvement([a], [b]) < high

@@ -586,6 +586,55 @@ def test_collect_write_csv_and_markdown(suite_dir, tmp_path):
     assert "![learning curves and overestimation](curves.png)" in text
 
 
+def test_probability_of_improvement_over_the_first_variant(suite_dir, tmp_path):
+    """Final returns (last eval) per seed 0, 1; max is the suite's first variant:
+    CartPole  max [10, 20]     dbl [20, 30]: 20>10 1, 20=20 1/2, 30>10 1, 30>20 1 -> 3.5/4
+    Acrobot   max [-100, -200] dbl [-300, -50]: -300 loses both, -50 wins both -> 2/4
+    over both envs: (0.875 + 0.5) / 2 = 0.6875; max against itself: 1/2 on each env.
+    Seed 1 of dbl on Acrobot is unfinished in a second pass: Acrobot then has
+    dbl [-300] (0 of 2) and the overall value is (0.875 + 0) / 2 = 0.4375."""
+    body = "variants: [variants/max.yaml, variants/dbl.yaml]\n"
+    body += "envs: [CartPole-v1, Acrobot-v1]\nseeds: 2\n"
+    suite = load_suite(suite_file(suite_dir, body))
+    finals = {
+        ("CartPole-v1", "max"): [10, 20],
+        ("CartPole-v1", "dbl"): [20, 30],
+        ("Acrobot-v1", "max"): [-100, -200],
+        ("Acrobot-v1", "dbl"): [-300, -50],
+    }
+    out = tmp_path / "out"
+    jobs = expand(suite, out)
+    for job in jobs:
+        write_metrics(
+            job.run_dir, {"eval/return_mean": [0, 0, finals[(job.env, job.variant)][job.seed]]}
+        )
+        fake_finished(job)
+    results = collect_results(suite, jobs)
+    p = {(r.env, r.variant): r.p_improvement for r in results.rows}
+    assert p == {
+        ("CartPole-v1", "max"): 0.5,
+        ("CartPole-v1", "dbl"): 0.875,
+        ("Acrobot-v1", "max"): 0.5,
+        ("Acrobot-v1", "dbl"): 0.5,
+    }
+    assert results.reference == "max"
+    (overall,) = results.improvements
+    assert (overall.variant, overall.envs) == ("dbl", ("CartPole-v1", "Acrobot-v1"))
+    assert overall.p == 0.6875 and overall.ci_low <= 0.6875 <= overall.ci_high
+    write_csv(results.rows, out / "results.csv")
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [float(r["p_improvement"]) for r in rows] == [0.5, 0.875, 0.5, 0.5]
+    text = render_markdown(
+        suite, results, out=out, seeds=[0, 1], command="c", curves_file=None, date="d"
+    )
+    assert "## Probability of improvement over max" in text
+    assert "| variant | CartPole-v1 | Acrobot-v1 | all envs |" in text
+    assert "| dbl | 0.88 [" in text and "| 0.69 [" in text
+    (out / "Acrobot-v1" / "dbl" / "seed1" / "done.json").unlink()
+    results = collect_results(suite, jobs)
+    assert results.improvements[0].p == 0.4375
+
+
 def test_report_without_matplotlib_still_writes_csv_and_md(suite_dir, tmp_path, monkeypatch):
     body = "variants: [variants/max.yaml]\nenvs: [CartPole-v1]\nseeds: 1\n"
     suite = load_suite(suite_file(suite_dir, body))

@@ -79,6 +79,11 @@ class ResultRow:
     overestimation_mean: float  # mean over seeds of its mean over all evaluations
     q_pred_final: float  # mean over seeds of the last eval/q_pred
     return_discounted_final: float  # mean over seeds of the last eval/return_discounted
+    # P(this variant > the suite's first variant) on this env, of the final returns, with
+    # its 95% bootstrap CI (``improvement_over_reference``)
+    p_improvement: float = math.nan
+    p_improvement_ci_low: float = math.nan
+    p_improvement_ci_high: float = math.nan
 
 
 def aggregate(env: str, variant: str, runs: Sequence[RunSummary]) -> ResultRow:
@@ -107,12 +112,61 @@ def aggregate(env: str, variant: str, runs: Sequence[RunSummary]) -> ResultRow:
 CurveSet = dict[str, dict[str, dict[str, list[Series]]]]  # env -> variant -> tag -> seeds
 
 
+@dataclass(frozen=True)
+class Improvement:
+    """P(variant > reference) over all envs where both have finished seeds."""
+
+    variant: str
+    envs: tuple[str, ...]
+    p: float
+    ci_low: float
+    ci_high: float
+
+
 @dataclass
 class SuiteResults:
     rows: list[ResultRow]
     curves: CurveSet
     finished: int  # finished runs with at least one evaluation
     missing: list[str]  # Job.key of runs not (yet) finished
+    reference: str = ""  # the variant the probabilities of improvement compare against
+    improvements: list[Improvement] = dataclasses.field(default_factory=list)
+
+
+Finals = dict[tuple[str, str], np.ndarray]  # (env, variant) -> final returns of its seeds
+
+
+def improvement_over_reference(
+    rows: Sequence[ResultRow], finals: Finals, variants: Sequence[str], envs: Sequence[str]
+) -> tuple[list[ResultRow], list[Improvement]]:
+    """The probability of improvement (Agarwal et al. 2021) of every variant over the
+    first one: per env into each row, and over the envs where both have finished seeds
+    (stratified by env). The reference against itself is 0.5 by definition."""
+    reference = variants[0]
+    out = []
+    for row in rows:
+        x, y = finals.get((row.env, row.variant)), finals.get((row.env, reference))
+        if x is None or y is None:
+            out.append(row)
+            continue
+        low, high = stats.probability_of_improvement_ci([x], [y])
+        p = stats.probability_of_improvement([x], [y])
+        out.append(
+            dataclasses.replace(
+                row, p_improvement=p, p_improvement_ci_low=low, p_improvement_ci_high=high
+            )
+        )
+    overall = []
+    for variant in variants[1:]:
+        common = tuple(e for e in envs if (e, variant) in finals and (e, reference) in finals)
+        if not common:
+            continue
+        xs = [finals[(e, variant)] for e in common]
+        ys = [finals[(e, reference)] for e in common]
+        low, high = stats.probability_of_improvement_ci(xs, ys)
+        p = stats.probability_of_improvement(xs, ys)
+        overall.append(Improvement(variant, common, p, low, high))
+    return out, overall
 
 
 def collect_results(suite: Suite, jobs: Sequence[Job]) -> SuiteResults:
@@ -139,7 +193,11 @@ def collect_results(suite: Suite, jobs: Sequence[Job]) -> SuiteResults:
         for e in suite.envs
         for v in suite.variant_names
     ]
-    return SuiteResults(rows, curves, sum(r.n_seeds for r in rows), missing)
+    finals = {k: np.array([r.final_return for r in runs]) for k, runs in summaries.items()}
+    envs = [e.name for e in suite.envs]
+    rows, overall = improvement_over_reference(rows, finals, suite.variant_names, envs)
+    finished = sum(r.n_seeds for r in rows)
+    return SuiteResults(rows, curves, finished, missing, suite.variant_names[0], overall)
 
 
 # ---------------------------------------------------------------- report files
@@ -201,6 +259,42 @@ def markdown_table(rows: Sequence[ResultRow]) -> list[str]:
     return lines
 
 
+def _p_text(p: float, low: float, high: float) -> str:
+    return "–" if not math.isfinite(p) else f"{p:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def improvement_table(results: SuiteResults, envs: Sequence[str]) -> list[str]:
+    """The lines of report.md's probability-of-improvement section (empty with fewer than
+    two variants)."""
+    overall = {i.variant: i for i in results.improvements}
+    variants = list(dict.fromkeys(r.variant for r in results.rows))[1:]
+    if not variants:
+        return []
+    ref = results.reference
+    lines = [
+        f"## Probability of improvement over {ref}",
+        "",
+        f"P(variant > {ref}): the probability that a run of the variant ends with a higher "
+        f"final return than a run of {ref} on the same env (ties count 1/2; Agarwal et al. "
+        "2021), with a 95% bootstrap CI over seeds; 0.5 means neither is better. The last "
+        "column averages over the envs where both have finished seeds, resampling within "
+        "each env.",
+        "",
+        "| variant | " + " | ".join(envs) + " | all envs |",
+        "|" + " --- |" * (len(envs) + 2),
+    ]
+    by_key = {(r.env, r.variant): r for r in results.rows}
+    for v in variants:
+        cells = [v]
+        for env in envs:
+            r = by_key[(env, v)]
+            cells.append(_p_text(r.p_improvement, r.p_improvement_ci_low, r.p_improvement_ci_high))
+        i = overall.get(v)
+        cells.append(_p_text(i.p, i.ci_low, i.ci_high) if i else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(
     suite: Suite,
     results: SuiteResults,
@@ -234,6 +328,9 @@ def render_markdown(
         lines += ["", f"## {title}", ""]
         lines += markdown_table([r for r in results.rows if r.env == env.name])
     lines += ["", MD_COLUMNS]
+    improvement = improvement_table(results, [e.name for e in suite.envs])
+    if improvement:
+        lines += [""] + improvement
     if curves_file:
         lines += ["", f"![learning curves and overestimation]({curves_file})"]
     return "\n".join(lines) + "\n"

@@ -1,9 +1,12 @@
-"""Aggregate statistics for reports: IQM, stratified bootstrap CIs, learning-curve area.
+"""Aggregate statistics for reports: IQM, probability of improvement, stratified
+bootstrap CIs, learning-curve area.
 
 Following Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the
-Statistical Precipice": the interquartile mean (IQM) of run scores, and confidence
-intervals from a stratified bootstrap that resamples runs with replacement within each
-task (stratum) and recomputes the aggregate on each resample (percentile interval).
+Statistical Precipice": the interquartile mean (IQM) of run scores; the probability of
+improvement P(X > Y), the chance that a run of X on a task scores higher than a run of Y
+on the same task (ties count one half), averaged over tasks; and confidence intervals
+from a stratified bootstrap that resamples runs with replacement within each task
+(stratum) and recomputes the aggregate on each resample (percentile interval).
 """
 
 from __future__ import annotations
@@ -79,6 +82,57 @@ def bootstrap_difference_ci(
 
     def replicate(rng: np.random.Generator) -> float:
         return statistic(_resample(x, rng)) - statistic(_resample(y, rng))
+
+    return _percentile_ci(replicate, reps, confidence, seed)
+
+
+def _pairs(
+    x_by_task: Sequence[np.ndarray | Sequence[float]],
+    y_by_task: Sequence[np.ndarray | Sequence[float]],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    if len(x_by_task) != len(y_by_task) or not x_by_task:
+        raise ValueError("X and Y need the same tasks, at least one")
+    pairs = [
+        (np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel())
+        for x, y in zip(x_by_task, y_by_task)
+    ]
+    if any(x.size == 0 or y.size == 0 for x, y in pairs):
+        raise ValueError("every task needs at least one run score of X and of Y")
+    return pairs
+
+
+def _improvement(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    per_task = []
+    for x, y in pairs:
+        diff = x[:, None] - y[None, :]  # every run of X against every run of Y
+        per_task.append(float(np.mean((diff > 0) + 0.5 * (diff == 0))))
+    return float(np.mean(per_task))
+
+
+def probability_of_improvement(
+    x_by_task: Sequence[np.ndarray | Sequence[float]],
+    y_by_task: Sequence[np.ndarray | Sequence[float]],
+) -> float:
+    """P(X > Y): for each task the Mann-Whitney statistic, the fraction of (run of X,
+    run of Y) pairs where X scores higher (a tie counts 1/2), then the mean over tasks.
+    0.5: neither is better; it compares ranks only, so tasks need no normalisation."""
+    return _improvement(_pairs(x_by_task, y_by_task))
+
+
+def probability_of_improvement_ci(
+    x_by_task: Sequence[np.ndarray | Sequence[float]],
+    y_by_task: Sequence[np.ndarray | Sequence[float]],
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile CI of ``probability_of_improvement``: each replicate resamples, within
+    every task, the runs of X and the runs of Y independently (each to its own count)."""
+    pairs = _pairs(x_by_task, y_by_task)
+
+    def replicate(rng: np.random.Generator) -> float:
+        return _improvement([(_resample(x, rng), _resample(y, rng)) for x, y in pairs])
 
     return _percentile_ci(replicate, reps, confidence, seed)
 
