@@ -40,7 +40,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from rlkit.agent.learner import DQNLearner
@@ -188,10 +187,8 @@ class ApexTrainer:
         self.publish(wait=True)  # the actors' first pull gets the learner's weights
         for i, actor in enumerate(self.h.actors):
             p.actors[actor.collect.remote()] = i
-        steps = self.counters.env_steps
-        self._window = _Window(
-            start_steps=steps, timer_steps=steps, timer_updates=self.counters.updates
-        )
+        now = time.perf_counter()
+        self._window = _Window.starting(self.counters.env_steps, self.counters.updates, now)
         stopped = False
         while self.counters.env_steps < self.config.trainer.total_steps:
             self._request_samples()
@@ -344,13 +341,8 @@ class ApexTrainer:
 
     # ------------------------------------------------------------------ logging
     def _log_window(self, env_steps: int) -> None:
-        w, now = self._window, time.perf_counter()
-        scalars: dict[str, float] = {}
-        if w.updates:
-            scalars.update({f"train/{k}": v / w.updates for k, v in w.metrics.items()})
-        if w.returns:
-            scalars["train/episode_return"] = float(np.mean(w.returns))
-            scalars["train/episode_length"] = float(np.mean(w.lengths))
+        now = time.perf_counter()
+        scalars = self._window.scalars(env_steps, self.counters.updates, now)
         for i, info in enumerate(self.actor_info):
             scalars[f"actors/{i}/env_steps"] = float(info.env_steps)
             scalars[f"actors/{i}/policy_version"] = float(info.version)
@@ -359,14 +351,5 @@ class ApexTrainer:
             scalars[f"replay/{k}/size"] = float(size)
         scalars["replay/beta"] = self.beta.value(env_steps)
         scalars["learner/policy_version"] = float(self._version)
-        elapsed = now - w.start_time
-        if elapsed > 0:
-            scalars["perf/sps"] = (env_steps - w.timer_steps) / elapsed
-            scalars["perf/updates_per_s"] = (self.counters.updates - w.timer_updates) / elapsed
         self.logger.log(env_steps, scalars)
-        self._window = _Window(
-            start_time=now,
-            start_steps=env_steps,
-            timer_steps=env_steps,
-            timer_updates=self.counters.updates,
-        )
+        self._window = _Window.starting(env_steps, self.counters.updates, now)

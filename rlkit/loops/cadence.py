@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Cadence:
@@ -56,6 +58,28 @@ class _Window:
         for key, value in metrics.items():
             self.metrics[key] = self.metrics.get(key, 0.0) + value
         self.updates += 1
+
+    def scalars(self, env_steps: int, updates: int, now: float) -> dict[str, float]:
+        """The window's ``train/*`` means (per update and per episode) and its ``perf/*``
+        rates up to ``env_steps`` / ``updates`` at time ``now``."""
+        out: dict[str, float] = {}
+        if self.updates:
+            out.update({f"train/{k}": v / self.updates for k, v in self.metrics.items()})
+        if self.returns:
+            out["train/episode_return"] = float(np.mean(self.returns))
+            out["train/episode_length"] = float(np.mean(self.lengths))
+        elapsed = now - self.start_time
+        if elapsed > 0:
+            out["perf/sps"] = (env_steps - self.timer_steps) / elapsed
+            out["perf/updates_per_s"] = (updates - self.timer_updates) / elapsed
+        return out
+
+    @classmethod
+    def starting(cls, env_steps: int, updates: int, now: float) -> _Window:
+        """An empty window that starts now at these counters."""
+        return cls(
+            start_time=now, start_steps=env_steps, timer_steps=env_steps, timer_updates=updates
+        )
 
 
 def crossings(before: int, after: int, period: int) -> int:

@@ -160,33 +160,17 @@ class Trainer:
         self.counters.target_syncs += 1
 
     def _log_window(self, env_steps: int) -> None:
-        w = self._window
         now = time.perf_counter()
-        scalars: dict[str, float] = {}
-        if w.updates:
-            for key, total in w.metrics.items():
-                scalars[f"train/{key}"] = total / w.updates
-        if w.returns:
-            scalars["train/episode_return"] = float(np.mean(w.returns))
-            scalars["train/episode_length"] = float(np.mean(w.lengths))
+        scalars = self._window.scalars(env_steps, self.counters.updates, now)
         scalars["explore/epsilon"] = self.policy.epsilon_at(env_steps)
         scalars["replay/beta"] = self.beta.value(env_steps)
         scalars["replay/size"] = float(len(self.replay))
-        elapsed = now - w.start_time
-        if elapsed > 0:
-            scalars["perf/sps"] = (env_steps - w.timer_steps) / elapsed
-            scalars["perf/updates_per_s"] = (self.counters.updates - w.timer_updates) / elapsed
         self.logger.log(env_steps, scalars)
         self._window = self._new_window(now)
 
     def _new_window(self, now: float | None = None) -> _Window:
-        steps, updates = self.counters.env_steps, self.counters.updates
-        return _Window(
-            start_time=time.perf_counter() if now is None else now,
-            start_steps=steps,
-            timer_steps=steps,
-            timer_updates=updates,
-        )
+        now = time.perf_counter() if now is None else now
+        return _Window.starting(self.counters.env_steps, self.counters.updates, now)
 
     def run_evaluation(self) -> EvalResult | None:
         if self.evaluate_fn is None:
