@@ -457,7 +457,9 @@ def test_build_learner_wires_target_tau():
 @pytest.mark.parametrize("atoms", [1, 11])
 def test_update_many_with_a_shared_target_forward_equals_updates_one_by_one(atoms):
     """With a fixed target net (no noise), ``update_many`` runs the target forward once
-    for all slices; the results equal ``update`` on each slice exactly."""
+    for all slices; the results equal ``update`` on each slice, up to float32 rounding:
+    the shared forward multiplies 32 rows at once, the single ones 8, and the BLAS kernel
+    a CPU picks for each row count may round the last bit differently."""
     shared = make_learner(atoms=atoms, noisy=False, manual_gradients=False)
     single = make_learner(atoms=atoms, noisy=False, manual_gradients=False)
     assert shared.target_fixed_between_updates
@@ -467,9 +469,12 @@ def test_update_many_with_a_shared_target_forward_equals_updates_one_by_one(atom
     many = shared.update_many(batch, 4)
     one_by_one = [single.update(slice_) for slice_ in (batch_rows(batch, 8 * k) for k in range(4))]
     for a, b in zip(many, one_by_one, strict=True):
-        assert a.metrics == b.metrics
-        np.testing.assert_array_equal(a.priorities, b.priorities)
-    assert all(torch.equal(x, y) for x, y in zip(params(shared.online), params(single.online)))
+        assert a.metrics.keys() == b.metrics.keys()
+        for key in a.metrics:
+            assert a.metrics[key] == pytest.approx(b.metrics[key], rel=1e-6, abs=1e-7), key
+        np.testing.assert_allclose(a.priorities, b.priorities, rtol=1e-6, atol=1e-7)
+    for x, y in zip(params(shared.online), params(single.online), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7)
     assert shared.updates == single.updates == 5
 
 
