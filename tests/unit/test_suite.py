@@ -731,3 +731,23 @@ def test_minatar_heads_suite_swaps_only_the_head():
         32,
     )
     assert runs[("MinAtar-Asterix-v1", "rainbow_munchausen")].learner.munchausen
+
+
+def test_minatar_breakout_suite_is_the_heads_suite_on_breakout_in_bf16_compiled():
+    """configs/ablations/minatar_breakout_heads.yaml (the 2-core run behind
+    docs/results/minatar_breakout/): the Breakout runs of minatar_heads.yaml with
+    ``learner.precision: bf16`` and ``learner.compile: true`` in every variant, and
+    nothing else changed."""
+    full = {
+        (j.env, j.variant, j.seed): j.config
+        for j in expand(load_suite(ABLATIONS / "minatar_heads.yaml"), Path("out"), seeds=3)
+    }
+    small = expand(load_suite(ABLATIONS / "minatar_breakout_heads.yaml"), Path("out"), seeds=3)
+    assert len(small) == 3 * 3 and {j.env for j in small} == {"MinAtar-Breakout-v1"}
+    for job in small:
+        assert (job.config.learner.precision, job.config.learner.compile) == ("bf16", True)
+        learner = dataclasses.replace(job.config.learner, precision="fp32", compile=False)
+        assert (
+            dataclasses.replace(job.config, learner=learner)
+            == full[(job.env, job.variant, job.seed)]
+        ), job.variant
