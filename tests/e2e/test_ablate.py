@@ -9,7 +9,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,7 @@ import pytest
 
 from rlkit.app.cli import main
 from rlkit.app.loggers import JSONLLogger
-from tests.e2e.cli_process import rlkit
+from tests.e2e.cli_process import ROOT, rlkit
 from tests.e2e.tiny import CONFIGS, TINY, TOTAL_STEPS
 
 ABLATIONS = CONFIGS / "ablations"
@@ -129,6 +133,71 @@ def test_ablate_trains_reports_and_skips_finished_runs(tmp_path):
     )
     assert code == 0
     assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s worker processes (spawned runs), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_run_whose_runner_was_killed_checkpoints_and_stops(tmp_path):
+    # SIGKILL of `rlkit ablate` cannot be handled by the runner: its worker, training,
+    # notices that it was reparented and stops as on Ctrl-C (checkpoint, no done.json)
+    suite = tmp_path / "one.yaml"
+    suite.write_text(
+        f"variants:\n  - {ABLATIONS / 'rainbow.yaml'}\nenvs: [CartPole-v1]\nseeds: 1\n"
+    )
+    sets = [s for s in TINY if not s.startswith("trainer.total_steps=")]
+    args = ["ablate", "one.yaml", "--out", "out", "--set", *sets, "trainer.total_steps=10000000"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "rlkit", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_dir = tmp_path / "out" / "CartPole-v1" / "rainbow" / "seed0"
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        metrics = run_dir / "metrics.jsonl"
+        while not (metrics.is_file() and "env_steps" in metrics.read_text()) or not workers:
+            assert runner.poll() is None and time.monotonic() < deadline
+            workers = _children(runner.pid)
+            time.sleep(0.1)
+        runner.kill()
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while not all(_gone(pid) for pid in workers):
+            assert time.monotonic() < deadline, "the orphaned run kept training"
+            time.sleep(0.1)
+    finally:
+        for pid in [runner.pid, *workers]:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert list((run_dir / "checkpoints").glob("ckpt_*.pt")), "stopped without a checkpoint"
+    assert not (run_dir / "done.json").exists()
 
 
 def test_ablate_user_errors_are_one_line(tmp_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -21,6 +23,14 @@ from typing import IO, Any
 from rlkit.app.experiments.suites import Job
 from rlkit.app.experiments.worker import LOG_FILE, JobResult, worker_main
 from rlkit.app.loggers import TerminalProgress, fmt_duration
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the runner (``kill``, a scheduler's stop): handled as Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 class MetricsTail:
@@ -183,8 +193,17 @@ class _Pool:
             self.outcome.count("failed"),
         )
 
-    def interrupt(self) -> None:
-        """First Ctrl-C: start no more runs; a second one terminates the running ones."""
+    def interrupt(self, forward: bool = False) -> None:
+        """First Ctrl-C: start no more runs; a second one terminates the running ones.
+
+        ``forward``: the signal reached this process only (SIGTERM from ``kill``, where
+        Ctrl-C reaches the whole process group), so the first one is passed on to the
+        running workers as SIGINT: they checkpoint and stop as on Ctrl-C.
+        """
+        if forward and not self.outcome.interrupted:
+            for a in self.active:
+                if a.process.pid is not None:
+                    os.kill(a.process.pid, signal.SIGINT)
         if self.outcome.interrupted:
             for a in self.active:
                 a.process.terminate()
@@ -213,7 +232,8 @@ def run_jobs(
     Progress is the sum over runs of the newest ``env_steps`` in their ``metrics.jsonl``
     (finished runs count in full). Ctrl-C (which also reaches the workers, so their
     ``train`` checkpoints and returns) stops launching runs and waits for the running
-    ones; a second Ctrl-C terminates them.
+    ones; a second Ctrl-C terminates them. SIGTERM does the same (the first one is passed
+    on to the workers as SIGINT), so ``kill`` of the runner leaves no run behind.
     """
     total = sum(j.config.trainer.total_steps for j in jobs)
     pool = _Pool(
@@ -224,13 +244,19 @@ def run_jobs(
         progress=SuiteProgress(total, len(jobs), stream),
         pending=deque(jobs),
     )
-    while pool.pending or pool.active:
-        try:
-            pool.launch()
-            wait([a.process.sentinel for a in pool.active], timeout=0.5)
-            pool.reap()
-            pool.show()
-        except KeyboardInterrupt:
-            pool.interrupt()
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
+    try:
+        while pool.pending or pool.active:
+            try:
+                pool.launch()
+                wait([a.process.sentinel for a in pool.active], timeout=0.5)
+                pool.reap()
+                pool.show()
+            except KeyboardInterrupt as exc:
+                pool.interrupt(forward=isinstance(exc, Terminated))
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     pool.progress.close()
     return pool.outcome

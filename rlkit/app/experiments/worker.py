@@ -7,8 +7,11 @@ completion marker ``done.json`` and sends a ``JobResult`` back through a pipe.
 
 from __future__ import annotations
 
+import _thread
 import math
+import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -123,10 +126,32 @@ def run_logged(job: Job, threads: int, logger: Logger | None = None) -> JobResul
         log.close()
 
 
+def watch_parent(parent: int, stop: threading.Event, interval: float = 1.0) -> None:
+    """Until ``stop`` is set: when this process's parent is no longer ``parent`` (the
+    runner died without stopping its workers, e.g. killed with SIGKILL), interrupt the
+    main thread as Ctrl-C does, so that the run checkpoints and stops instead of training
+    on unwatched."""
+    while not stop.wait(interval):
+        if os.getppid() != parent:
+            _thread.interrupt_main()
+            return
+
+
 def worker_main(job: Job, threads: int, conn: Connection) -> None:
-    """Process entry point: ``run_logged(job)``, its JobResult sent over ``conn``."""
-    outcome = run_logged(job, threads)
+    """Process entry point: ``run_logged(job)``, its JobResult sent over ``conn``; the run
+    stops (checkpointed) if the runner goes away (``watch_parent``)."""
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch_parent, args=(os.getppid(), stop), name="rlkit-watch-parent", daemon=True
+    )
+    watcher.start()
+    try:
+        outcome = run_logged(job, threads)
+    finally:
+        stop.set()
     try:
         conn.send(outcome)
+    except OSError:  # the runner is gone: nobody to tell
+        pass
     finally:
         conn.close()
