@@ -35,6 +35,14 @@ def add_ablate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     ablate.add_argument(
         "--workers", type=int, default=1, metavar="K", help="runs trained in parallel (default: 1)"
     )
+    ablate.add_argument(
+        "--variants",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="train only these variants' runs (names = file stems); the report still "
+        "covers every finished run in OUT",
+    )
     add_out_and_set(ablate, "runs/ablate/<suite name>", "run", "suite")
     ablate.add_argument(
         "--report-only",
@@ -95,6 +103,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         if value is not None:
             fallback += [flag, str(value)]
     fallback += ["--workers", str(args.workers)]
+    if args.variants:
+        fallback += ["--variants", *args.variants]
     if args.overrides:
         fallback += ["--set", *args.overrides]
     if args.report_only:
@@ -116,4 +126,5 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         command=command_line(sys.argv, fallback),
         backend=args.backend,
         ray_options=ray_options,
+        variants=args.variants,
     )

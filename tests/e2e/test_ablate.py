@@ -271,3 +271,35 @@ def test_plot_command_and_its_errors(tmp_path, capsys, monkeypatch):
     assert main(["plot", str(a), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "rlkit: error: plotting needs matplotlib: pip install 'rlkit[plot]'"
+
+
+def test_variants_trains_only_the_named_variants_and_reports_every_finished_run(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "two.yaml"
+    suite.write_text(
+        f"variants:\n  - {ABLATIONS / 'rainbow.yaml'}\n  - {ABLATIONS / 'q_learning.yaml'}\n"
+        "envs: [CartPole-v1]\nseeds: 1\n"
+    )
+    out = tmp_path / "out"
+    args = ["ablate", "two.yaml", "--out", "out", "--set", *TINY]
+    assert main([*args, "--variants", "q_learning"]) == 0
+    stdout = capsys.readouterr().out
+    assert "2 runs (2 variants x 1 envs x 1 seeds)" in stdout
+    assert "--variants q_learning: 1 other run(s) left for later" in stdout
+    assert (out / "CartPole-v1" / "q_learning" / "seed0" / "done.json").is_file()
+    assert not (out / "CartPole-v1" / "rainbow").exists()
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    # every variant has its row; the one not trained has no finished seed yet
+    assert [(r["variant"], r["n_seeds"]) for r in rows] == [("rainbow", "0"), ("q_learning", "1")]
+    assert "--variants q_learning" in (out / "report.md").read_text()  # the command as typed
+
+    # a name that is not a variant of the suite: one line naming it, nothing trained
+    assert main([*args, "--variants", "q_learnin"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rlkit: error: --variants: no variant 'q_learnin' in two.yaml "
+        "(its variants: rainbow, q_learning)"
+    )
+    assert not (out / "CartPole-v1" / "rainbow").exists()

@@ -11,7 +11,14 @@ from typing import IO
 from rlkit.app.experiments.planning import plan
 from rlkit.app.experiments.report import write_report
 from rlkit.app.experiments.runner import run_jobs
-from rlkit.app.experiments.suites import default_out, expand, load_suite, parse_cli_overrides
+from rlkit.app.experiments.suites import (
+    Job,
+    Suite,
+    default_out,
+    expand,
+    load_suite,
+    parse_cli_overrides,
+)
 from rlkit.config import ConfigError
 
 
@@ -34,13 +41,16 @@ def ablate(
     stream: IO[str] | None = None,
     backend: str = "local",
     ray_options: dict | None = None,
+    variants: Sequence[str] = (),
 ) -> int:
     """``rlkit ablate``: train the unfinished runs of a suite, then write the report.
 
     ``backend``: ``local`` (``workers`` processes here) or ``ray`` (one Ray task per run,
     ``rlkit.app.experiments.ray_backend``; ``ray_options``: its ``address``,
     ``cpus_per_run``, ``gpus_per_run``). Returns the exit code: 0, 1 when a run failed,
-    130 when interrupted (the report is written in every case). User mistakes raise
+    130 when interrupted (the report is written in every case). ``variants``
+    (``--variants``): train only the runs of these variants (by name, the file stem); the
+    report still covers every finished run of the suite. User mistakes raise
     ConfigError / EnvError / RunDirError.
     """
     from rlkit.app.run import RunDirError
@@ -51,6 +61,7 @@ def ablate(
     out = out if out is not None else default_out(suite)
     jobs = expand(suite, out, seeds=seeds, overrides=parse_cli_overrides(overrides))
     finished, todo = plan(jobs)
+    todo, later = _only(todo, variants, suite)
     code = 0
     if report_only:
         if not finished:
@@ -68,11 +79,29 @@ def ablate(
             f"(skipped), {partial} unfinished (resumed), {len(todo) - partial} new; "
             f"{how or 'one Ray task per run'}\n"
         )
+        if later:
+            stream.write(f"--variants {' '.join(variants)}: {later} other run(s) left for later\n")
         stream.flush()
         if todo:
             code = _train(todo, backend, workers, ray_options or {}, stream, command)
     write_report(suite, jobs, out, command=command, stream=stream)
     return code
+
+
+def _only(todo: list[Job], variants: Sequence[str], suite: Suite) -> tuple[list[Job], int]:
+    """The runs of ``todo`` whose variant is in ``variants`` (all when empty) and how many
+    were left out; ConfigError for a name that is not one of the suite's variants."""
+    if not variants:
+        return todo, 0
+    known = [v.stem for v in suite.variants]
+    for name in variants:
+        if name not in known:
+            raise ConfigError(
+                f"--variants: no variant {name!r} in {suite.path} (its variants: "
+                f"{', '.join(known)})"
+            )
+    kept = [j for j in todo if j.variant in variants]
+    return kept, len(todo) - len(kept)
 
 
 def _check_backend(backend: str, workers: int) -> None:
