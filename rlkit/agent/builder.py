@@ -27,6 +27,7 @@ from rlkit.config import Config, ConfigError
 from rlkit.types import ObsLayout
 
 MEMINFO = Path("/proc/meminfo")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -184,6 +185,35 @@ def compile_options(config: Config, device: torch.device) -> dict | None:
     if mode == "auto":
         mode = "reduce-overhead" if device.type == "cuda" else "default"
     return {"mode": mode}
+
+
+def cpu_has_native_bf16(cpuinfo: Path | None = None) -> bool | None:
+    """Whether the CPU multiplies bfloat16 matrices in hardware (the ``amx_bf16`` or
+    ``avx512_bf16`` flag in ``cpuinfo``, default ``CPUINFO``); None where it cannot tell."""
+    try:
+        text = (CPUINFO if cpuinfo is None else cpuinfo).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool({"amx_bf16", "avx512_bf16"} & set(line.partition(":")[2].split()))
+    return None
+
+
+def precision_warning(
+    config: Config, device: torch.device, cpuinfo: Path | None = None
+) -> str | None:
+    """A warning for ``learner.precision: bf16`` on a CPU without bfloat16 hardware, where
+    the emulated bfloat16 matmuls make an update several times slower than float32
+    (docs/benchmarks.md: 7-10x on an AVX2 CPU); None otherwise."""
+    if config.learner.precision != "bf16" or device.type != "cpu":
+        return None
+    if cpu_has_native_bf16(cpuinfo) is not False:
+        return None
+    return (
+        "learner.precision=bf16 on a CPU without AMX or AVX512-BF16: bfloat16 is emulated "
+        "here and an update runs several times slower than with learner.precision=fp32"
+    )
 
 
 def dedup_frames(config: Config, obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> bool:

@@ -42,6 +42,7 @@ from rlkit.build import (
     check_replay_fits,
     frames_on_device,
     make_envs,
+    precision_warning,
     resolve_device,
 )
 from rlkit.config import Config, dump_config, to_dict
@@ -374,6 +375,8 @@ def train(
     stream.write(
         f"device: {components.device}; TensorBoard: tensorboard --logdir {run_dir.parent}\n"
     )
+    if (slow := precision_warning(config, components.device)) is not None:
+        stream.write(f"warning: {slow}\n")
     stream.flush()
     try:
         result = _train_to_end(components, logs, run_dir, start.steps, stop)

@@ -195,7 +195,7 @@ class LearnerConfig:
     compile: bool = False
     #: torch.compile mode when learner.compile: auto (reduce-overhead, i.e. CUDA graphs, on cuda; default on cpu), default, reduce-overhead or max-autotune.
     compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune"] = "auto"
-    #: arithmetic of the objective: fp32, or bf16 (torch.autocast in bfloat16; weights, gradients and Adam stay float32).
+    #: arithmetic of the objective: fp32, or bf16 (torch.autocast in bfloat16; weights, gradients and Adam stay float32; for GPUs and CPUs with AMX / AVX512-BF16, elsewhere emulated and several times slower).
     precision: Literal["fp32", "bf16"] = "fp32"
 
 

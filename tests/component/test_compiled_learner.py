@@ -208,3 +208,38 @@ def test_learner_precision_switch_reaches_the_updater():
     assert not learner.manual_gradients  # the hand-written backward is float32 only
     with pytest.raises(ValueError, match="precision must be one of"):
         DQNLearner(net, torch.optim.Adam(net.parameters()), precision="fp16")
+
+
+def _cpuinfo(tmp_path, text: str):
+    path = tmp_path / "cpuinfo"
+    path.write_text(text)
+    return path
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from rlkit.build import cpu_has_native_bf16
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    amx = "processor\t: 0\nflags\t\t: avx2 avx512f amx_bf16 amx_tile\n"
+    avx512 = "flags\t: avx2 avx512f avx512_bf16\n"
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, avx2)) is False
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, amx)) is True
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, avx512)) is True
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, "processor\t: 0\n")) is None  # no flags
+    assert cpu_has_native_bf16(tmp_path / "missing") is None
+
+
+def test_bf16_warns_only_on_a_cpu_that_emulates_it(tmp_path):
+    from rlkit.build import precision_warning
+
+    emulated = _cpuinfo(tmp_path, "flags\t: avx2 fma\n")
+    native = tmp_path / "native"
+    native.write_text("flags\t: avx2 amx_bf16\n")
+    bf16 = from_dict({"learner": {"precision": "bf16"}})
+    fp32 = from_dict({})
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert "learner.precision=bf16" in precision_warning(bf16, cpu, emulated)
+    assert precision_warning(bf16, cpu, native) is None
+    assert precision_warning(bf16, cuda, emulated) is None  # GPUs have their own bf16 units
+    assert precision_warning(fp32, cpu, emulated) is None
+    assert precision_warning(bf16, cpu, tmp_path / "missing") is None  # cannot tell: silent

@@ -322,6 +322,24 @@ def test_train_on_cuda_without_cuda_is_refused_before_anything_is_written(
     assert not run_dir.exists()
 
 
+def test_train_warns_when_bf16_is_emulated_on_the_cpu(capsys, tmp_path, monkeypatch):
+    from rlkit.agent import builder
+
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(builder, "CPUINFO", cpuinfo)
+    short = [s for s in TINY if not s.startswith("trainer.total_steps")]
+    run = [*sets(*short, "trainer.total_steps=100", "learner.precision=bf16")]
+    cpuinfo.write_text("flags\t: sse2 avx2 fma\n")
+    code, out, err = cli(capsys, "train", "--run-dir", str(tmp_path / "emulated"), *run)
+    assert code == 0, err
+    warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "learner.precision=bf16" in warnings[0], out
+    cpuinfo.write_text("flags\t: avx2 amx_bf16 amx_tile\n")
+    code, out, err = cli(capsys, "train", "--run-dir", str(tmp_path / "native"), *run)
+    assert code == 0, err
+    assert "learner.precision=bf16" not in out
+
+
 # ---------------------------------------------------------------- reproducibility
 
 
