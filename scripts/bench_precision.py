@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_update import WORKLOADS as UPDATE_WORKLOADS  # noqa: E402
 from bench_update import build_filled  # noqa: E402
-from benchlib import missing, workload_parser  # noqa: E402
+from benchlib import missing, time_interleaved, workload_parser  # noqa: E402
 
 MINATAR = ("minatar", ["env.id=MinAtar/Breakout-v1"])
 WORKLOADS = {
@@ -57,19 +56,11 @@ def measure(name: str, args) -> dict[str, float]:
     first = next(iter(built.values()))
     size = first.config.learner.batch_size
     batches = [first.replay.sample(size, beta=0.5) for _ in range(args.updates)]
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     for c in built.values():  # warm-up (and compilation)
         for b in batches[:3]:
             c.learner.update(b)
-    times: dict[str, list[float]] = {k: [] for k in built}
-    for r in range(args.rounds):
-        for label in list(built) if r % 2 == 0 else list(built)[::-1]:
-            sync()
-            start = time.perf_counter()
-            for b in batches:
-                built[label].learner.update(b)
-            sync()
-            times[label].append((time.perf_counter() - start) / len(batches))
+    runs = {label: c.learner.update for label, c in built.items()}
+    times = time_interleaved(runs, batches, args.rounds, args.device)
     for c in built.values():
         c.close()
     return {k: 1000 * float(np.median(v)) for k, v in times.items()}

@@ -33,7 +33,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchlib import NullLogger, missing, workload_parser  # noqa: E402
+from benchlib import NullLogger, missing, time_interleaved, workload_parser  # noqa: E402
 
 WORKLOADS = {
     "cartpole_rainbow": ("configs/cartpole_rainbow.yaml", None, []),
@@ -139,18 +139,9 @@ def measure(name: str, args) -> dict[str, float]:
         start = time.perf_counter()
         compiled.learner.update(batches[0])  # compiles
         compile_s = time.perf_counter() - start
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     for fn in runs.values():  # warm-up
         fn(batches[0])
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for r in range(args.rounds):
-        for key in list(runs) if r % 2 == 0 else list(runs)[::-1]:
-            sync()
-            start = time.perf_counter()
-            for b in batches:
-                runs[key](b)
-            sync()
-            times[key].append((time.perf_counter() - start) / len(batches))
+    times = time_interleaved(runs, batches, args.rounds, args.device)
     row = {k: 1000 * float(np.median(v)) for k, v in times.items()}
     for key in ("bare step", "bare update"):
         row[f"/ {key}"] = float(np.median(np.array(times["rlkit update"]) / np.array(times[key])))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import time
+from collections.abc import Callable, Sequence
 
 
 class NullLogger:
@@ -35,3 +37,23 @@ def workload_parser(doc: str, workloads: dict) -> argparse.ArgumentParser:
 def missing(module: str | None) -> bool:
     """Whether the optional ``module`` a workload needs is not installed."""
     return module is not None and importlib.util.find_spec(module) is None
+
+
+def time_interleaved(
+    runs: dict[str, Callable], batches: Sequence, rounds: int, device: str = "cpu"
+) -> dict[str, list[float]]:
+    """Seconds per call of each of ``runs`` over ``batches``, one figure per round; the
+    order of the runs is reversed every other round (so load drifts hit all alike)."""
+    import torch
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(rounds):
+        for key in list(runs) if r % 2 == 0 else list(runs)[::-1]:
+            sync()
+            start = time.perf_counter()
+            for b in batches:
+                runs[key](b)
+            sync()
+            times[key].append((time.perf_counter() - start) / len(batches))
+    return times
