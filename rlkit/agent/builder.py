@@ -205,7 +205,7 @@ def precision_warning(
 ) -> str | None:
     """A warning for ``learner.precision: bf16`` on a CPU without bfloat16 hardware, where
     the emulated bfloat16 matmuls make an update several times slower than float32
-    (docs/benchmarks.md: 7-10x on an AVX2 CPU); None otherwise."""
+    (docs/benchmarks.md: 5-14x on an AVX2 CPU); None otherwise."""
     if config.learner.precision != "bf16" or device.type != "cpu":
         return None
     if cpu_has_native_bf16(cpuinfo) is not False:
