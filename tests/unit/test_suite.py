@@ -484,14 +484,19 @@ def test_a_worker_whose_runner_is_gone_stops_as_on_ctrl_c():
     assert not watcher.is_alive()
     # its parent changed (the runner died, the worker was reparented): KeyboardInterrupt
     # in the main thread, which a run handles as Ctrl-C (checkpoint, stop)
+    # (under Python's own SIGINT handler: an earlier test's library may have left its own)
     stop = threading.Event()
     watcher = threading.Thread(target=watch_parent, args=(os.getppid() + 1, stop, 0.01))
-    with pytest.raises(KeyboardInterrupt):
-        watcher.start()
-        for _ in range(500):
-            time.sleep(0.01)
-    stop.set()
-    watcher.join(timeout=5)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            watcher.start()
+            for _ in range(500):
+                time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stop.set()
+        watcher.join(timeout=5)
 
 
 def test_metrics_tail_ignores_stale_files_and_follows_rewrites(tmp_path):
