@@ -35,7 +35,6 @@ WORKLOADS = {
     "minatar_munchausen": ("configs/minatar/rainbow_munchausen.yaml", *MINATAR),
     "cartpole_rainbow": UPDATE_WORKLOADS["cartpole_rainbow"],
 }
-UPDATE_WORKLOADS.update(WORKLOADS)  # build_filled looks the names up there
 
 
 def variants(compile_too: bool) -> dict[str, tuple[str, ...]]:
@@ -50,7 +49,7 @@ def variants(compile_too: bool) -> dict[str, tuple[str, ...]]:
 def measure(name: str, args) -> dict[str, float]:
     """Milliseconds per update of each variant (medians), on shared batches."""
     built = {
-        label: build_filled(name, args.threads, sets, args.device)
+        label: build_filled(name, args.threads, sets, args.device, WORKLOADS)
         for label, sets in variants(args.compile).items()
     }
     first = next(iter(built.values()))

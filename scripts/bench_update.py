@@ -42,12 +42,19 @@ WORKLOADS = {
 }
 
 
-def build_filled(name: str, threads: int, more: tuple[str, ...] = (), device: str = "cpu"):
-    """The workload's components with a replay of ``batch_size * 4`` acted transitions."""
+def build_filled(
+    name: str,
+    threads: int,
+    more: tuple[str, ...] = (),
+    device: str = "cpu",
+    workloads: dict | None = None,
+):
+    """The workload's components (``name`` in ``workloads``, default this script's) with a
+    replay of ``batch_size * 4`` acted transitions."""
     from rlkit.build import build
     from rlkit.config import load_config
 
-    config, _, extra = WORKLOADS[name]
+    config, _, extra = (WORKLOADS if workloads is None else workloads)[name]
     sets = [
         f"trainer.device={device}",
         f"trainer.num_threads={threads}",

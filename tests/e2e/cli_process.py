@@ -20,3 +20,11 @@ def rlkit(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedPr
         text=True,
         timeout=timeout,
     )
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (no /proc entry, or a zombie awaiting its reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

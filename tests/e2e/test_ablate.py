@@ -21,7 +21,7 @@ import pytest
 
 from rlkit.app.cli import main
 from rlkit.app.loggers import JSONLLogger
-from tests.e2e.cli_process import ROOT, rlkit
+from tests.e2e.cli_process import ROOT, process_gone, rlkit
 from tests.e2e.tiny import CONFIGS, TINY, TOTAL_STEPS
 
 ABLATIONS = CONFIGS / "ablations"
@@ -149,13 +149,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_a_run_whose_runner_was_killed_checkpoints_and_stops(tmp_path):
     # SIGKILL of `rlkit ablate` cannot be handled by the runner: its worker, training,
@@ -189,12 +182,12 @@ def test_a_run_whose_runner_was_killed_checkpoints_and_stops(tmp_path):
         runner.kill()
         runner.wait(timeout=10)
         deadline = time.monotonic() + 60
-        while not all(_gone(pid) for pid in workers):
+        while not all(process_gone(pid) for pid in workers):
             assert time.monotonic() < deadline, "the orphaned run kept training"
             time.sleep(0.1)
     finally:
         for pid in [runner.pid, *workers]:
-            if not _gone(pid):
+            if not process_gone(pid):
                 os.kill(pid, signal.SIGKILL)
     assert list((run_dir / "checkpoints").glob("ckpt_*.pt")), "stopped without a checkpoint"
     assert not (run_dir / "done.json").exists()

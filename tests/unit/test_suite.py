@@ -45,6 +45,7 @@ from rlkit.app.experiments.plots import Series, mean_band, series_from_records
 from rlkit.app.loggers import JSONLLogger
 from rlkit.config import ConfigError, dump_config, load_config
 from rlkit.envs import EnvError
+from tests.e2e.cli_process import process_gone
 
 ABLATIONS = Path(__file__).resolve().parents[2] / "configs" / "ablations"
 
@@ -421,14 +422,6 @@ def sleeping_worker(job: Job, threads: int, conn) -> None:
         conn.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_sigterm_to_the_runner_stops_its_running_runs_gracefully_and_starts_no_more(tmp_path):
     # `kill PID` reaches the runner only (Ctrl-C reaches the whole process group): the
@@ -460,7 +453,7 @@ print(sorted((k, r.status) for k, r in outcome.results.items()))
         out, _ = proc.communicate(timeout=60)
     finally:  # on a failure, leave no process behind
         for pid in [proc.pid, *workers]:
-            if _alive(pid):
+            if not process_gone(pid):
                 os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 0
     assert out.strip() == str(
@@ -468,7 +461,7 @@ print(sorted((k, r.status) for k, r in outcome.results.items()))
     )
     assert [(tmp_path / v / "stopped").is_file() for v in ("a", "b")] == [True, True]
     assert not (tmp_path / "c").exists()  # the third run never started
-    assert not any(_alive(pid) for pid in workers)
+    assert all(process_gone(pid) for pid in workers)
 
 
 def test_a_worker_whose_runner_is_gone_stops_as_on_ctrl_c():
