@@ -183,13 +183,13 @@ class LearnerConfig:
     max_grad_norm: float | None = field(default=10.0, metadata=above(0))
     #: C51 priority of a sample: kl (KL divergence of the projected target from the prediction, Hessel et al. 2018) or cross_entropy (KL + the target's entropy, as many implementations use).
     c51_priority: Literal["kl", "cross_entropy"] = "kl"
-    #: Munchausen-DQN (Vieillard et al. 2020): add alpha * tau * clip(log pi(a|s), log_floor, 0) to the reward and bootstrap from the soft value of pi = softmax(q_target / tau); the scalar head (M-DQN) or iqn (M-IQN).
+    #: Munchausen-DQN (Vieillard et al. 2020): add alpha * clip(tau * log pi(a|s), log_floor, 0) to the reward and bootstrap from the soft value of pi = softmax(q_target / tau); the scalar head (M-DQN) or iqn (M-IQN).
     munchausen: bool = False
     #: Munchausen entropy temperature tau (> 0; the paper's 0.03).
     munchausen_tau: float = field(default=0.03, metadata=above(0))
     #: Munchausen bonus scale alpha, in [0, 1] (the paper's 0.9; 0 = soft DQN).
     munchausen_alpha: float = field(default=0.9, metadata=within(0, 1))
-    #: Munchausen log-policy floor l0 (< 0; the paper's -1).
+    #: Munchausen floor l0 of the scaled log-policy tau * log pi (< 0; the paper's -1).
     munchausen_log_floor: float = -1.0
     #: compile the objective (forwards, target, loss, priorities, and its backward) with torch.compile; false = eager.
     compile: bool = False

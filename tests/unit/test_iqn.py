@@ -191,11 +191,12 @@ def test_terminal_and_n_step_targets():
 
 def test_munchausen_iqn_target_by_hand():
     # tau_m 0.5, alpha 0.9, l0 -1; target net at s: q = [0, 1] -> q / tau_m = [0, 2]
-    #   log pi(0|s) = -log(1 + e^2) = -2.1269 -> clipped to -1 -> bonus 0.9 * 0.5 * -1 = -0.45
+    #   log pi(0|s) = -log(1 + e^2) = -2.1269; tau_m * log pi = -1.0635 -> clipped to -1
+    #   -> bonus 0.9 * -1 = -0.9 (clipping log pi instead would give 0.9 * 0.5 * -1 = -0.45)
     # target net at s' (N' = 2): Z'(a=0) = [0, 2], Z'(a=1) = [1, 1]: q' = [1, 1], pi = 1/2
     #   soft_j = sum_a 1/2 (Z'_j(a) - 0.5 ln 1/2) = (Z'_j(0) + Z'_j(1)) / 2 + 0.5 ln 2
     #          = [0.5 + 0.34657, 1.5 + 0.34657]
-    # T Z_j = 1 - 0.45 + 0.5 * soft_j = [0.97329, 1.47329]
+    # T Z_j = 1 - 0.9 + 0.5 * soft_j = [0.52329, 1.02329]
     m = dict(tau=0.5, alpha=0.9, log_floor=-1.0)
     objective = _iqn(munchausen=m)
     objective.target_quantiles = 2
@@ -211,8 +212,8 @@ def test_munchausen_iqn_target_by_hand():
 
     target = objective.target_quantiles_of(_batch(), Fwd())
     soft = torch.tensor([0.5, 1.5]) + 0.5 * math.log(2.0)
-    torch.testing.assert_close(target, (0.55 + 0.5 * soft).unsqueeze(0))
-    assert -math.log(1 + math.e**2) < -1.0  # the clip is active
+    torch.testing.assert_close(target, (0.1 + 0.5 * soft).unsqueeze(0))
+    assert -0.5 * math.log(1 + math.e**2) < -1.0  # the clip is active
 
 
 def test_gradients_by_gradcheck():

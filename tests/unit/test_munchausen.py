@@ -21,11 +21,13 @@ LN3, LN4 = math.log(3.0), math.log(4.0)
 
 
 def test_target_by_hand():
-    # tau 1, alpha 0.5, l0 -1; q_target(s) = q_target(s') = [0, ln 3] -> pi = [1/4, 3/4]
-    # action 0: log pi = ln(1/4) = -1.386 -> clipped to -1 -> bonus 0.5 * 1 * -1 = -0.5
-    # action 1: log pi = ln(3/4) = -0.2877        -> bonus 0.5 * -0.2877 = -0.14384
-    # soft_v' = 1/4 (0 - ln 1/4) + 3/4 (ln 3 - ln 3/4) = ln 4 (a log-sum-exp)
-    # target = r + bonus + discount * ln 4 with r = 1, discount = 0.5
+    # tau 0.5, alpha 0.5, l0 -1; q_target(s) = q_target(s') = [0, ln 3]
+    #   q / tau = [0, 2 ln 3] -> pi = [1/10, 9/10] (e^{2 ln 3} = 9)
+    # action 0: tau * log pi = 0.5 * ln(1/10) = -1.1513 -> clipped to -1 -> bonus 0.5 * -1
+    #   (clipping log pi instead, 0.5 * 0.5 * max(ln 0.1, -1) = -0.25, would be wrong)
+    # action 1: tau * log pi = 0.5 * ln(9/10) = -0.05268 -> bonus 0.5 * -0.05268
+    # soft_v' = sum pi (q - tau log pi) = tau * log-sum-exp(q / tau) = 0.5 * ln 10
+    # target = r + bonus + discount * soft_v' with r = 1, discount = 0.5
     q = torch.tensor([[0.0, LN3], [0.0, LN3]])
     target = munchausen_target(
         torch.tensor([1.0, 1.0]),
@@ -33,15 +35,18 @@ def test_target_by_hand():
         torch.tensor([0, 1]),
         q,
         q,
-        tau=1.0,
+        tau=0.5,
         alpha=0.5,
         log_floor=-1.0,
     )
-    expected = [1.0 - 0.5 + 0.5 * LN4, 1.0 + 0.5 * math.log(0.75) + 0.5 * LN4]
+    soft_v = 0.5 * math.log(10.0)
+    expected = [1.0 - 0.5 + 0.5 * soft_v, 1.0 + 0.25 * math.log(0.9) + 0.5 * soft_v]
     np.testing.assert_allclose(target.numpy(), expected, rtol=1e-6)
+    assert 0.5 * math.log(0.1) < -1.0  # the clip is active for action 0
 
 
 def test_a_terminal_step_keeps_only_reward_and_bonus():
+    # tau 1: tau * log pi(1|s) = ln(3/4); bonus 0.5 * ln(3/4)
     q = torch.tensor([[0.0, LN3]])
     target = munchausen_target(
         torch.tensor([2.0]), torch.tensor([0.0]), torch.tensor([1]), q, q, tau=1.0, alpha=0.5
@@ -56,11 +61,22 @@ def test_small_temperature_gives_the_q_learning_target_for_greedy_actions():
         torch.tensor([1.0]), torch.tensor([0.9]), torch.tensor([1]), q_now, q_next, tau=1e-3
     )
     assert target.item() == pytest.approx(1.0 + 0.9 * 5.0, abs=1e-4)
-    # the non-greedy action is penalised by alpha * tau * l0 at most: here the floor
+    # the non-greedy action: tau * log pi(0|s) -> q(s, 0) - max q(s) = 1 - 3 = -2, clipped
+    # to l0 = -1, so the bonus is alpha * l0 = 0.9 * -1 whatever the (small) tau
     worse = munchausen_target(
         torch.tensor([1.0]), torch.tensor([0.9]), torch.tensor([0]), q_now, q_next, tau=1e-3
     )
-    assert worse.item() == pytest.approx(1.0 + 0.9 * 5.0 + 0.9 * 1e-3 * -1.0, abs=1e-5)
+    assert worse.item() == pytest.approx(1.0 + 0.9 * 5.0 - 0.9, abs=1e-4)
+    # a gap inside the clip: q(s) = [2.5, 3] -> tau * log pi(0|s) -> -0.5, bonus 0.9 * -0.5
+    close = munchausen_target(
+        torch.tensor([1.0]),
+        torch.tensor([0.9]),
+        torch.tensor([0]),
+        torch.tensor([[2.5, 3.0]]),
+        q_next,
+        tau=1e-3,
+    )
+    assert close.item() == pytest.approx(1.0 + 0.9 * 5.0 - 0.45, abs=1e-4)
 
 
 class _Forwards:

@@ -29,7 +29,7 @@ appendix's M-IQN target) with ``learner.munchausen``: ``pi = softmax(q / tau_m)`
 target net's Q (the mean of its quantiles: at x' those of the N' target fractions, at x
 those of N' fresh ones), and::
 
-    T Z_j = r + alpha * tau_m * clip(log pi(a|x), l0, 0)
+    T Z_j = r + alpha * clip(tau_m * log pi(a|x), l0, 0)
               + discount * sum_a' pi(a'|x') * (Z'_{tau'_j}(x', a') - tau_m * log pi(a'|x'))
 
 (no argmax, so ``double_q`` is unused). ``network.head: iqn``; ``network.atoms`` is N,

@@ -4,7 +4,7 @@ Vieillard, Pietquin and Geist 2020, "Munchausen Reinforcement Learning", Eq. (2)
 M-DQN target of its Section 3::
 
     pi(.|s)  = softmax(q_target(s, .) / tau)                        (target net's policy)
-    bonus    = alpha * tau * clip(log pi(a|s), l0, 0)
+    bonus    = alpha * clip(tau * log pi(a|s), l0, 0)
     soft_v'  = sum_a' pi(a'|s') * (q_target(s', a') - tau * log pi(a'|s'))
     target   = r + bonus + discount * soft_v'
 
@@ -38,10 +38,15 @@ def munchausen_bonus(
     alpha: float = ALPHA,
     log_floor: float = LOG_FLOOR,
 ) -> torch.Tensor:
-    """``alpha * tau * clip(log pi(a|s), l0, 0)`` [B] with ``pi = softmax(q / tau)``."""
-    log_pi_BA = torch.log_softmax(q_target_BA / tau, dim=1)
-    log_pi_a_B = log_pi_BA.gather(1, action_B.unsqueeze(1)).squeeze(1)
-    return alpha * tau * log_pi_a_B.clamp(log_floor, 0.0)
+    """``alpha * clip(tau * log pi(a|s), l0, 0)`` [B] with ``pi = softmax(q / tau)``.
+
+    The clip bounds the scaled log-policy ``tau * log pi``, as in the paper's target
+    ``alpha * [tau ln pi(a|s)]_{l0}^{0}`` and its reference code: the bonus lies in
+    ``[alpha * l0, 0]``. As tau -> 0, ``tau * log pi(a|s)`` -> ``q(s, a) - max_b q(s, b)``, so
+    the bonus is an action-gap term of up to ``alpha * |l0|`` per step whatever tau is."""
+    tau_log_pi_BA = tau * torch.log_softmax(q_target_BA / tau, dim=1)
+    tau_log_pi_a_B = tau_log_pi_BA.gather(1, action_B.unsqueeze(1)).squeeze(1)
+    return alpha * tau_log_pi_a_B.clamp(log_floor, 0.0)
 
 
 def soft_policy(
