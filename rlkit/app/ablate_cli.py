@@ -49,6 +49,14 @@ def add_ablate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         action="store_true",
         help="train nothing: write the report from the runs that have finished",
     )
+    ablate.add_argument(
+        "--export",
+        type=Path,
+        metavar="DIR",
+        help="also copy each finished run's config.yaml, done.json and metrics.jsonl to "
+        "DIR/<env>/<variant>/seed<k> (no checkpoints): small enough to commit; "
+        "--out DIR --report-only rebuilds the report from them",
+    )
     _add_ray_options(ablate)
 
 
@@ -109,6 +117,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         fallback += ["--set", *args.overrides]
     if args.report_only:
         fallback.append("--report-only")
+    if args.export is not None:
+        fallback += ["--export", str(args.export)]
     if args.backend == "ray":
         fallback += ["--backend", "ray", "--cpus-per-run", str(args.cpus_per_run)]
         fallback += ["--gpus-per-run", str(args.gpus_per_run)]
@@ -127,4 +137,5 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         backend=args.backend,
         ray_options=ray_options,
         variants=args.variants,
+        export=args.export,
     )

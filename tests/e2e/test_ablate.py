@@ -296,3 +296,44 @@ def test_variants_trains_only_the_named_variants_and_reports_every_finished_run(
         "(its variants: rainbow, q_learning)"
     )
     assert not (out / "CartPole-v1" / "rainbow").exists()
+
+
+def test_export_copies_the_records_that_rebuild_the_report_and_resume_the_suite(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "two.yaml"
+    suite.write_text(
+        f"variants:\n  - {ABLATIONS / 'rainbow.yaml'}\n  - {ABLATIONS / 'q_learning.yaml'}\n"
+        "envs: [CartPole-v1]\nseeds: 1\n"
+    )
+    args = ["ablate", "two.yaml", "--set", *TINY]
+    assert main([*args, "--out", "out", "--variants", "q_learning", "--export", "kept"]) == 0
+    assert "exported the records of 1 finished runs to kept" in capsys.readouterr().out
+    run, copy = (tmp_path / d / "CartPole-v1" / "q_learning" / "seed0" for d in ("out", "kept"))
+    assert sorted(p.name for p in copy.iterdir()) == ["config.yaml", "done.json", "metrics.jsonl"]
+    assert (run / "checkpoints").is_dir()  # the run had more than the copy takes
+    for name in ("config.yaml", "done.json", "metrics.jsonl"):
+        assert (copy / name).read_bytes() == (run / name).read_bytes()
+
+    # the copy alone rebuilds the same results.csv
+    assert main([*args, "--out", "kept", "--report-only"]) == 0
+    assert (tmp_path / "kept" / "results.csv").read_text() == (
+        tmp_path / "out" / "results.csv"
+    ).read_text()
+    # training into the copy skips its finished run and adds only the missing one
+    capsys.readouterr()
+    assert main([*args, "--out", "kept"]) == 0
+    stdout = capsys.readouterr().out
+    assert "1 finished (skipped), 0 unfinished (resumed), 1 new" in stdout
+    assert "started CartPole-v1/rainbow/seed0" in stdout and "q_learning/seed0" not in stdout
+    rows = list(csv.DictReader(open(tmp_path / "kept" / "results.csv")))
+    assert [(r["variant"], r["n_seeds"]) for r in rows] == [("rainbow", "1"), ("q_learning", "1")]
+
+    # --export onto the output dir itself: one line, exit 2, nothing trained or touched
+    before = (tmp_path / "kept" / "results.csv").read_text()
+    assert main([*args, "--out", "kept", "--export", "kept"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rlkit: error: --export: kept is the output dir; name another dir"
+    )
+    assert (tmp_path / "kept" / "results.csv").read_text() == before

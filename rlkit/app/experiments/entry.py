@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from rlkit.app.experiments.planning import plan
+from rlkit.app.experiments.planning import check_export, export_records, plan
 from rlkit.app.experiments.report import write_report
 from rlkit.app.experiments.runner import run_jobs
 from rlkit.app.experiments.suites import (
@@ -42,16 +42,17 @@ def ablate(
     backend: str = "local",
     ray_options: dict | None = None,
     variants: Sequence[str] = (),
+    export: Path | None = None,
 ) -> int:
     """``rlkit ablate``: train the unfinished runs of a suite, then write the report.
 
     ``backend``: ``local`` (``workers`` processes here) or ``ray`` (one Ray task per run,
     ``rlkit.app.experiments.ray_backend``; ``ray_options``: its ``address``,
     ``cpus_per_run``, ``gpus_per_run``). Returns the exit code: 0, 1 when a run failed,
-    130 when interrupted (the report is written in every case). ``variants``
-    (``--variants``): train only the runs of these variants (by name, the file stem); the
-    report still covers every finished run of the suite. User mistakes raise
-    ConfigError / EnvError / RunDirError.
+    130 when interrupted (the report is written in every case). ``variants``: train only
+    these variants' runs (file stems); the report covers every finished run. ``export``:
+    copy the finished runs' records there (``planning.export_records``). User mistakes
+    raise ConfigError / EnvError / RunDirError.
     """
     from rlkit.app.run import RunDirError
 
@@ -59,6 +60,7 @@ def ablate(
     _check_backend(backend, workers)
     suite = load_suite(Path(suite_path))
     out = out if out is not None else default_out(suite)
+    check_export(export, out)
     jobs = expand(suite, out, seeds=seeds, overrides=parse_cli_overrides(overrides))
     finished, todo = plan(jobs)
     todo, later = _only(todo, variants, suite)
@@ -85,7 +87,18 @@ def ablate(
         if todo:
             code = _train(todo, backend, workers, ray_options or {}, stream, command)
     write_report(suite, jobs, out, command=command, stream=stream)
+    _export(suite, jobs, export, stream)
     return code
+
+
+def _export(suite: Suite, jobs: Sequence[Job], export: Path | None, stream: IO[str]) -> None:
+    if export is None:
+        return
+    copied = export_records(jobs, Path(export))
+    stream.write(
+        f"exported the records of {copied} finished runs to {export} (rebuild the "
+        f"report with: rlkit ablate {suite.path} --out {export} --report-only)\n"
+    )
 
 
 def _only(todo: list[Job], variants: Sequence[str], suite: Suite) -> tuple[list[Job], int]:

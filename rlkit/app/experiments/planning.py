@@ -10,6 +10,7 @@ none.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +20,8 @@ from rlkit.config import Config, ConfigError, config_diff, from_dict, read_yaml
 from rlkit.types import Logger
 
 DONE_FILE = "done.json"
+#: what ``--export`` copies of a finished run: enough for the report and for the skip check
+RECORD_FILES = ("config.yaml", DONE_FILE, "metrics.jsonl")
 #: keys that do not change what a run computes; a finished run may differ in them.
 RESULT_NEUTRAL_KEYS = frozenset(
     {
@@ -65,6 +68,30 @@ def plan(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]]:
         else:
             todo.append(job)
     return finished, todo
+
+
+def check_export(export: Path | None, out: Path) -> None:
+    """ConfigError when ``--export`` names the output dir itself."""
+    if export is not None and Path(export).resolve() == out.resolve():
+        raise ConfigError(f"--export: {export} is the output dir; name another dir")
+
+
+def export_records(jobs: Sequence[Job], dest: Path) -> int:
+    """Copy ``RECORD_FILES`` of every finished run to ``dest/<env>/<variant>/seed<k>``
+    (no checkpoints or event files): a copy of a suite's results small enough to commit.
+    ``--out dest --report-only`` rebuilds the report from it, and a later ``rlkit ablate``
+    into a copy of it trains only the runs it lacks. Returns the number of runs copied."""
+    copied = 0
+    for job in jobs:
+        if not is_finished(job.run_dir):
+            continue
+        target = dest / job.key
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORD_FILES:
+            if (job.run_dir / name).is_file():
+                shutil.copy2(job.run_dir / name, target / name)
+        copied += 1
+    return copied
 
 
 def start_or_resume(
