@@ -836,3 +836,34 @@ def test_minatar_breakout_suite_is_the_heads_suite_on_breakout():
     for job in small:
         assert job.config == full[(job.env, job.variant, job.seed)], job.variant
         assert job.config.trainer.total_steps == 1_000_000
+
+
+def test_munchausen_suite_crosses_the_target_with_the_exploration():
+    """configs/ablations/munchausen.yaml: Munchausen on/off x noisy nets / epsilon-greedy
+    on the scalar head; each variant is the default config with exactly its switches."""
+    suite = load_suite(ABLATIONS / "munchausen.yaml")
+    jobs = expand(suite, Path("out"), seeds=1)
+    base = load_config(ABLATIONS.parent / "cartpole_rainbow.yaml")
+    scalar = dataclasses.replace(base, network=dataclasses.replace(base.network, atoms=1))
+    # epsilon-greedy: 1 -> 0.01 over the first 10,000 env steps in place of noisy layers
+    greedy = dataclasses.replace(
+        scalar,
+        network=dataclasses.replace(scalar.network, noisy=False),
+        exploration=dataclasses.replace(
+            base.exploration, epsilon_start=1.0, epsilon_end=0.01, epsilon_steps=10000
+        ),
+    )
+    expected = {
+        "no_distributional": (scalar, False),
+        "rainbow_munchausen": (scalar, True),
+        "scalar_egreedy": (greedy, False),
+        "munchausen_egreedy": (greedy, True),
+    }
+    assert sorted({(j.env, j.variant) for j in jobs}) == sorted(
+        (env, v) for env in ("CartPole-v1", "Acrobot-v1") for v in expected
+    )
+    for job in jobs:
+        config, munchausen = expected[job.variant]
+        assert job.config.learner.munchausen is munchausen, job.variant
+        learner = dataclasses.replace(job.config.learner, munchausen=False)
+        assert dataclasses.replace(job.config, env=base.env, learner=learner) == config
