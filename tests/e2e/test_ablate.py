@@ -266,15 +266,19 @@ def test_plot_command_and_its_errors(tmp_path, capsys, monkeypatch):
     assert err == "rlkit: error: plotting needs matplotlib: pip install 'rlkit[plot]'"
 
 
-def test_variants_trains_only_the_named_variants_and_reports_every_finished_run(
-    tmp_path, capsys, monkeypatch
-):
+def two_variant_suite(tmp_path: Path, monkeypatch) -> None:
+    """``two.yaml`` in ``tmp_path``, the working dir: rainbow and q_learning, CartPole, 1 seed."""
     monkeypatch.chdir(tmp_path)
-    suite = tmp_path / "two.yaml"
-    suite.write_text(
+    (tmp_path / "two.yaml").write_text(
         f"variants:\n  - {ABLATIONS / 'rainbow.yaml'}\n  - {ABLATIONS / 'q_learning.yaml'}\n"
         "envs: [CartPole-v1]\nseeds: 1\n"
     )
+
+
+def test_variants_trains_only_the_named_variants_and_reports_every_finished_run(
+    tmp_path, capsys, monkeypatch
+):
+    two_variant_suite(tmp_path, monkeypatch)
     out = tmp_path / "out"
     args = ["ablate", "two.yaml", "--out", "out", "--set", *TINY]
     assert main([*args, "--variants", "q_learning"]) == 0
@@ -301,12 +305,7 @@ def test_variants_trains_only_the_named_variants_and_reports_every_finished_run(
 def test_export_copies_the_records_that_rebuild_the_report_and_resume_the_suite(
     tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.chdir(tmp_path)
-    suite = tmp_path / "two.yaml"
-    suite.write_text(
-        f"variants:\n  - {ABLATIONS / 'rainbow.yaml'}\n  - {ABLATIONS / 'q_learning.yaml'}\n"
-        "envs: [CartPole-v1]\nseeds: 1\n"
-    )
+    two_variant_suite(tmp_path, monkeypatch)
     args = ["ablate", "two.yaml", "--set", *TINY]
     assert main([*args, "--out", "out", "--variants", "q_learning", "--export", "kept"]) == 0
     assert "exported the records of 1 finished runs to kept" in capsys.readouterr().out
