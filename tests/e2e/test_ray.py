@@ -71,7 +71,10 @@ def test_apex_learns_cartpole_while_an_actor_is_killed(tmp_path, monkeypatch):
     assert after and after[-1]["actors/0/env_steps"] > train[0]["actors/0/env_steps"]
     assert train[-1]["actors/0/epsilon"] == pytest.approx(0.4)
     assert train[-1]["actors/1/epsilon"] == pytest.approx(0.4**8)  # 0.4 ** (1 + 7 * 1 / 1)
-    assert train[-1]["actors/1/policy_version"] > train[0]["actors/1/policy_version"] >= 1
+    # the first log point may come before actor 1's first pull: only the growth is certain
+    first, last = train[0]["actors/1/policy_version"], train[-1]["actors/1/policy_version"]
+    assert last > first and last >= 1, (first, last)
+    assert after[-1]["actors/0/policy_version"] >= 1  # the restarted actor pulled weights
     assert run.run_dir == tmp_path / "apex"
 
 
