@@ -92,7 +92,8 @@ def test_qr_dqn_learns_cartpole_on_a_short_budget():
     """``network.head: qr`` through the whole build with every Rainbow switch of the
     default config (noisy dueling, double-Q, PER, 3-step): it learns."""
     evals = train(
-        ["network.head=qr", "network.atoms=32", "trainer.total_steps=5000", "eval.every=1000"]
+        ["network.head=qr", "network.atoms=32", "trainer.total_steps=5000", "eval.every=1000"],
+        stop_at=90,  # the first evaluation at 90 ends the run
     )
     assert max(r for _, r in evals) >= 90, evals
 
@@ -103,12 +104,13 @@ def test_iqn_learns_cartpole_on_a_short_budget():
     evals = train(
         [
             "network.head=iqn",
-            "network.atoms=16",
-            "network.iqn_target_quantiles=16",
+            "network.atoms=8",
+            "network.iqn_target_quantiles=8",
             "network.iqn_acting_quantiles=8",
             "trainer.total_steps=5000",
             "eval.every=1000",
-        ]
+        ],
+        stop_at=90,  # the first evaluation at 90 ends the run
     )
     assert max(r for _, r in evals) >= 90, evals
 
@@ -122,7 +124,8 @@ def test_munchausen_dqn_learns_cartpole_on_a_short_budget():
             "network.atoms=1",
             "trainer.total_steps=5000",
             "eval.every=1000",
-        ]
+        ],
+        stop_at=90,  # the first evaluation at 90 ends the run
     )
     assert max(r for _, r in evals) >= 90, evals
 

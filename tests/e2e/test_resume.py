@@ -54,14 +54,14 @@ def sets(items: list[str]) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
 
-def start(run_dir: Path, config: str, items: list[str]) -> subprocess.Popen:
+def start(run_dir: Path, config: str, items: list[str], stdout=subprocess.PIPE) -> subprocess.Popen:
     env = dict(os.environ)  # keep a PYTHONPATH that provides dependencies
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "rlkit", "train", config, "--run-dir", str(run_dir), *sets(items)],
         cwd=run_dir.parent,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -93,11 +93,33 @@ def final_params(run_dir: Path) -> dict[str, torch.Tensor]:
     }
 
 
-def reference(tmp_path: Path, config: str, items: list[str]) -> Path:
-    run_dir = tmp_path / "reference"
-    done = rlkit("train", config, "--run-dir", str(run_dir), *sets(items), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    return run_dir
+class Reference:
+    """The same run left alone, in a process of its own started first: it runs beside
+    the interrupted one (each uses one torch thread, so two cores run both at once)."""
+
+    def __init__(self, tmp_path: Path, config: str, items: list[str]) -> None:
+        self.run_dir = tmp_path / "reference"
+        self._out = open(tmp_path / "reference.out", "w")  # never a full pipe
+        self.proc = start(self.run_dir, config, items, stdout=self._out)
+
+    def finished(self) -> Path:
+        """Its run dir, once it ended with exit code 0."""
+        _, err = self.proc.communicate(timeout=300)
+        self._out.close()
+        assert self.proc.returncode == 0, err
+        return self.run_dir
+
+
+@pytest.fixture
+def reference(tmp_path):
+    """``reference(config, items)`` starts a Reference; one a failed test left running is
+    killed at teardown."""
+    started: list[Reference] = []
+    yield lambda config, items: started.append(Reference(tmp_path, config, items)) or started[-1]
+    for ref in started:
+        if ref.proc.poll() is None:
+            ref.proc.kill()
+            ref.proc.wait()
 
 
 def assert_same_run(a: Path, b: Path) -> None:
@@ -118,10 +140,10 @@ def tensorboard_steps(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
-def test_sigkill_after_a_checkpoint_then_resume_is_identical(tmp_path):
+def test_sigkill_after_a_checkpoint_then_resume_is_identical(tmp_path, reference):
     config = "configs/cartpole_dqn.yaml"
     config = str(ROOT / config)
-    ref = reference(tmp_path, config, DQN)
+    ref = reference(config, DQN)
     run_dir = tmp_path / "killed"
     proc = start(run_dir, config, DQN)
     wait_for_checkpoint(proc, run_dir, 4000)
@@ -131,8 +153,8 @@ def test_sigkill_after_a_checkpoint_then_resume_is_identical(tmp_path):
     resumed = rlkit("train", "--resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout
-    assert_same_run(ref, run_dir)
-    ref_tb = tensorboard_steps(ref, "train/loss")
+    assert_same_run(ref.finished(), run_dir)
+    ref_tb = tensorboard_steps(ref.run_dir, "train/loss")
     assert tensorboard_steps(run_dir, "train/loss") == ref_tb
 
 
@@ -141,10 +163,10 @@ IQN = ["network.head=iqn", "network.iqn_target_quantiles=6", "network.iqn_acting
 
 
 @pytest.mark.parametrize("head", ["c51", "iqn"])
-def test_sigint_stops_cleanly_then_resume_is_identical(tmp_path, head):
+def test_sigint_stops_cleanly_then_resume_is_identical(tmp_path, head, reference):
     config = str(ROOT / "configs" / "cartpole_rainbow.yaml")
     items = RAINBOW if head == "c51" else [*RAINBOW, *IQN]
-    ref = reference(tmp_path, config, items)
+    ref = reference(config, items)
     run_dir = tmp_path / "stopped"
     proc = start(run_dir, config, items)
     wait_for_checkpoint(proc, run_dir, 800)
@@ -156,7 +178,7 @@ def test_sigint_stops_cleanly_then_resume_is_identical(tmp_path, head):
     assert stopped_at < 2400
     resumed = rlkit("train", "--resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_run(ref, run_dir)
+    assert_same_run(ref.finished(), run_dir)
 
 
 def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path):
@@ -266,11 +288,11 @@ def test_restore_puts_back_every_generator(tmp_path, monkeypatch, save_replay):
         b.close()
 
 
-def test_async_lockstep_stopped_and_resumed_equals_the_sync_run(tmp_path):
+def test_async_lockstep_stopped_and_resumed_equals_the_sync_run(tmp_path, reference):
     # trainer.actor_lag=0: the actor waits for the learner at every step, so the async
     # loop reproduces the sync loop exactly, across a stop, a checkpoint and a resume
     config = str(ROOT / "configs" / "cartpole_rainbow.yaml")
-    ref = reference(tmp_path, config, RAINBOW)
+    ref = reference(config, RAINBOW)
     run_dir = tmp_path / "async_stopped"
     proc = start(run_dir, config, [*RAINBOW, "trainer.mode=async", "trainer.actor_lag=0"])
     wait_for_checkpoint(proc, run_dir, 800)
@@ -280,7 +302,7 @@ def test_async_lockstep_stopped_and_resumed_equals_the_sync_run(tmp_path):
     assert int(list_checkpoints(run_dir / "checkpoints")[-1].stem.split("_")[1]) < 2400
     resumed = rlkit("train", "--resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_run(ref, run_dir)
+    assert_same_run(ref.finished(), run_dir)
 
 
 def test_async_killed_and_resumed_logs_every_point_once(tmp_path):
