@@ -17,6 +17,7 @@ RESULTS = ROOT / "docs" / "results"
 RECORDS = {
     "munchausen": ("munchausen.yaml", ["trainer.total_steps=25000", "eval.every=2500"]),
     "minatar_breakout": ("minatar_breakout_heads.yaml", []),
+    "heads_miqn": ("heads.yaml", ["trainer.total_steps=25000", "eval.every=2500"]),
 }
 
 
