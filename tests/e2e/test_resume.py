@@ -109,17 +109,26 @@ class Reference:
         assert self.proc.returncode == 0, err
         return self.run_dir
 
+    def close(self) -> None:
+        """Kill it if still running (a test failed before ``finished``)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        self._out.close()
+
 
 @pytest.fixture
 def reference(tmp_path):
-    """``reference(config, items)`` starts a Reference; one a failed test left running is
-    killed at teardown."""
+    """``reference(config, items)`` starts the test's Reference; closed at teardown."""
     started: list[Reference] = []
-    yield lambda config, items: started.append(Reference(tmp_path, config, items)) or started[-1]
+
+    def begin(config: str, items: list[str]) -> Reference:
+        started.append(Reference(tmp_path, config, items))
+        return started[-1]
+
+    yield begin
     for ref in started:
-        if ref.proc.poll() is None:
-            ref.proc.kill()
-            ref.proc.wait()
+        ref.close()
 
 
 def assert_same_run(a: Path, b: Path) -> None:
