@@ -2,7 +2,12 @@
 
 The state is plain values and tensors (checkpoints hold nothing else); an env whose
 wrappers hold objects this cannot save says so (``restorable: False``) and resuming then
-restarts its episodes.
+restarts its episodes. Plain Python objects inside an env (all of whose attributes are
+plain, e.g. MinAtar's game and its ``numpy.random.RandomState``) are saved attribute by
+attribute and restored in place, into the objects the rebuilt env holds. An object
+reached twice is saved once and restored as one object, even where the rebuilt env
+holds two (MinAtar shares one generator between the game and its sticky actions only
+after a seeded reset).
 """
 
 from __future__ import annotations
@@ -28,10 +33,26 @@ _STATIC_ATTRS = frozenset(
 )
 _SPACE_ATTRS = ("action_space", "observation_space", "_action_space", "_observation_space")
 _PLAIN = (bool, int, float, str, type(None))
+#: how deep plain Python objects may nest inside an env layer (deeper: not restorable)
+_MAX_DEPTH = 6
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not in C
 
 
-def _plain_value(value: Any) -> tuple[bool, Any]:
-    """(ok, checkpointable form) of one attribute value; ok False for other objects."""
+def _is_plain_object(value: Any) -> bool:
+    """An instance of classes defined in Python whose state is all in ``__dict__`` (no
+    C base holding hidden state, no ``__slots__``)."""
+    classes = type(value).__mro__[:-1]  # without object
+    return (
+        hasattr(value, "__dict__")
+        and not isinstance(value, type)
+        and all(c.__flags__ & _HEAPTYPE and "__slots__" not in vars(c) for c in classes)
+    )
+
+
+def _plain_value(value: Any, memo: dict[int, int], depth: int = 0) -> tuple[bool, Any]:
+    """(ok, checkpointable form) of one attribute value; ok False for other objects.
+    ``memo`` numbers the objects saved so far (id -> number), so that an object reached
+    twice is saved once and then as ``{"__ref__": number}``."""
     if isinstance(value, np.generic):  # before _PLAIN: np.float64 subclasses float
         return True, value.item()
     if isinstance(value, _PLAIN):
@@ -40,18 +61,36 @@ def _plain_value(value: Any) -> tuple[bool, Any]:
         return True, {"__ndarray__": _tensor_copy(value)}
     if isinstance(value, np.random.Generator):
         return True, {"__generator__": value.bit_generator.state}
+    if depth >= _MAX_DEPTH:
+        return False, None
+    shared = isinstance(value, np.random.RandomState) or _is_plain_object(value)
+    if shared and id(value) in memo:  # saved already (the objects are alive meanwhile)
+        return True, {"__ref__": memo[id(value)]}
+    if isinstance(value, np.random.RandomState):
+        memo[id(value)] = number = len(memo)
+        state = _plain_value(value.get_state(), memo, depth + 1)[1]
+        return True, {"__randomstate__": state, "__id__": number}
     if isinstance(value, (tuple, list)):
-        items = [_plain_value(v) for v in value]
+        items = [_plain_value(v, memo, depth + 1) for v in value]
         if all(ok for ok, _ in items):
             return True, {"__seq__": type(value).__name__, "items": [v for _, v in items]}
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        entries = {k: _plain_value(v) for k, v in value.items()}
+        entries = {k: _plain_value(v, memo, depth + 1) for k, v in value.items()}
         if all(ok for ok, _ in entries.values()):
             return True, {"__dict__": {k: v for k, (_, v) in entries.items()}}
+    if _is_plain_object(value):
+        memo[id(value)] = number = len(memo)
+        attrs = {k: _plain_value(v, memo, depth + 1) for k, v in vars(value).items()}
+        if all(ok for ok, _ in attrs.values()):
+            saved = {k: v for k, (_, v) in attrs.items()}
+            return True, {"__object__": type(value).__qualname__, "attrs": saved, "__id__": number}
     return False, None
 
 
-def _restore_value(current: Any, saved: Any) -> Any:
+def _restore_value(current: Any, saved: Any, memo: dict[int, Any]) -> Any:
+    """The value to set for ``saved``, restored into ``current`` (the rebuilt env's)
+    where it is a mutable object; ``memo`` maps saved object numbers to the objects
+    restored, so that what was one object is one object again."""
     if isinstance(saved, dict) and "__ndarray__" in saved:
         return saved["__ndarray__"].numpy().copy()
     if isinstance(saved, dict) and "__generator__" in saved:
@@ -60,12 +99,37 @@ def _restore_value(current: Any, saved: Any) -> Any:
             gen = np.random.Generator(getattr(np.random, saved["__generator__"]["bit_generator"])())
         gen.bit_generator.state = saved["__generator__"]
         return gen
+    if isinstance(saved, dict) and "__ref__" in saved:
+        return memo[saved["__ref__"]]
+    if isinstance(saved, dict) and "__randomstate__" in saved:
+        rs = current if isinstance(current, np.random.RandomState) else np.random.RandomState()
+        rs.set_state(_restore_value(None, saved["__randomstate__"], memo))
+        memo[saved["__id__"]] = rs
+        return rs
+    if isinstance(saved, dict) and "__object__" in saved:
+        return _restore_object(current, saved, memo)
     if isinstance(saved, dict) and "__seq__" in saved:
-        items = [_restore_value(None, v) for v in saved["items"]]
+        olds = list(current) if isinstance(current, (tuple, list)) else []
+        olds += [None] * (len(saved["items"]) - len(olds))
+        items = [_restore_value(old, v, memo) for old, v in zip(olds, saved["items"])]
         return tuple(items) if saved["__seq__"] == "tuple" else items
     if isinstance(saved, dict) and "__dict__" in saved:
-        return {k: _restore_value(None, v) for k, v in saved["__dict__"].items()}
+        olds = current if isinstance(current, dict) else {}
+        return {k: _restore_value(olds.get(k), v, memo) for k, v in saved["__dict__"].items()}
     return saved
+
+
+def _restore_object(current: Any, saved: dict[str, Any], memo: dict[int, Any]) -> Any:
+    """Restore a saved plain object's attributes into ``current``, the same kind of
+    object in the rebuilt env (a saved object cannot be created from nothing)."""
+    if type(current).__qualname__ != saved["__object__"]:
+        raise ValueError(
+            f"env state holds a {saved['__object__']}, the rebuilt env a {type(current).__name__}"
+        )
+    memo[saved["__id__"]] = current
+    for key, value in saved["attrs"].items():
+        setattr(current, key, _restore_value(getattr(current, key, None), value, memo))
+    return current
 
 
 def _tensor_copy(array: np.ndarray):
@@ -96,13 +160,13 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any]:
         return {"restorable": False, "reason": f"{type(envs).__name__} has no sub-env list"}
     out: list[list[dict[str, Any]]] = []
     for env in sub_envs:
-        layers = []
+        layers, memo = [], {}
         for layer in _layers(env):
             attrs: dict[str, Any] = {}
             for key, value in vars(layer).items():
                 if key in _STATIC_ATTRS or key in _SPACE_ATTRS:
                     continue
-                ok, plain = _plain_value(value)
+                ok, plain = _plain_value(value, memo)
                 if not ok:
                     return {
                         "restorable": False,
@@ -130,7 +194,7 @@ def restore_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None
             f"env state holds {len(state['envs'])} envs, this vector env {len(sub_envs)}"
         )
     for env, saved_layers in zip(sub_envs, state["envs"]):
-        layers = _layers(env)
+        layers, memo = _layers(env), {}
         names = [type(layer).__name__ for layer in layers]
         if names != [saved["type"] for saved in saved_layers]:
             raise ValueError(
@@ -138,7 +202,7 @@ def restore_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None
             )
         for layer, saved in zip(layers, saved_layers):
             for key, value in saved["attrs"].items():
-                setattr(layer, key, _restore_value(getattr(layer, key, None), value))
+                setattr(layer, key, _restore_value(getattr(layer, key, None), value, memo))
             for key, rng_state in saved["spaces"].items():
                 space = getattr(layer, key)
                 if getattr(space, "_np_random", None) is None:

@@ -331,3 +331,34 @@ def test_async_killed_and_resumed_logs_every_point_once(tmp_path):
     assert steps == expected
     state = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
     assert state["env_steps"] == 2400
+
+
+# MinAtar DQN (the game and its sticky-action generator are saved with the checkpoint)
+MINATAR = [
+    "trainer.device=cpu",
+    "trainer.total_steps=2000",
+    "trainer.learning_starts=300",
+    "trainer.train_every=4",
+    "trainer.checkpoint_every=500",
+    "trainer.log_every=250",
+    "replay.capacity=5000",
+    "network.head_hidden=16",
+    "exploration.epsilon_steps=1000",
+    "eval.every=1000",
+    "eval.episodes=2",
+]
+
+
+def test_minatar_killed_and_resumed_is_identical(tmp_path, reference):
+    pytest.importorskip("minatar")
+    config = str(ROOT / "configs" / "minatar" / "breakout.yaml")
+    ref = reference(config, MINATAR)
+    run_dir = tmp_path / "killed"
+    proc = start(run_dir, config, MINATAR)
+    wait_for_checkpoint(proc, run_dir, 1000)  # mid-episode, past the first updates
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    resumed = rlkit("train", "--resume", str(run_dir), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "could not be saved" not in resumed.stdout + resumed.stderr
+    assert_same_run(ref.finished(), run_dir)
