@@ -16,15 +16,22 @@ def through_a_safe_checkpoint(state: dict) -> dict:
     return torch.load(buffer, weights_only=True)
 
 
+def played_and_saved(env_id: str, steps: int, rng: np.random.Generator):
+    """Two envs of ``env_id`` seeded 1 after ``steps`` random steps, and their state
+    through a checkpoint (which must be restorable)."""
+    envs = make_vec_env(env_id, 2)
+    envs.reset(seed=1)
+    for _ in range(steps):
+        envs.step(rng.integers(0, envs.single_action_space.n, 2))
+    state = through_a_safe_checkpoint(capture_env_state(envs))
+    assert state["restorable"], state.get("reason")
+    return envs, state
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"])
 def test_restored_envs_continue_identically(env_id):
-    a = make_vec_env(env_id, 2)
-    a.reset(seed=1)
     rng = np.random.default_rng(0)
-    for _ in range(37):
-        a.step(rng.integers(0, a.single_action_space.n, 2))
-    state = through_a_safe_checkpoint(capture_env_state(a))
-    assert state["restorable"]
+    a, state = played_and_saved(env_id, 37, rng)
     b = make_vec_env(env_id, 2)
     b.reset(seed=99)  # a different state, then overwritten
     restore_env_state(b, state)
@@ -97,13 +104,8 @@ def test_minatar_games_are_restored_exactly(game):
     place, the restored env continues bit for bit across episode ends."""
     pytest.importorskip("minatar")
     env_id = f"MinAtar/{game}-v1"
-    a = make_vec_env(env_id, 2)
-    a.reset(seed=1)
     rng = np.random.default_rng(0)
-    for _ in range(57):
-        a.step(rng.integers(0, a.single_action_space.n, 2))
-    state = through_a_safe_checkpoint(capture_env_state(a))
-    assert state["restorable"], state.get("reason")
+    a, state = played_and_saved(env_id, 57, rng)
     b = make_vec_env(env_id, 2)
     b.reset()  # unseeded: MinAtar's game and wrapper then hold two generators
     game_b = b.envs[0].unwrapped.game
