@@ -7,11 +7,13 @@ plain, e.g. MinAtar's game and its ``numpy.random.RandomState``) are saved attri
 attribute and restored in place, into the objects the rebuilt env holds. An object
 reached twice is saved once and restored as one object, even where the rebuilt env
 holds two (MinAtar shares one generator between the game and its sticky actions only
-after a seeded reset).
+after a seeded reset). The ALE emulator of Gymnasium's Atari envs is saved with its own
+``cloneState(include_rng=True)``.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -29,6 +31,7 @@ _STATIC_ATTRS = frozenset(
         "_metadata",
         "_render_mode",
         "_saved_kwargs",  # constructor arguments of a wrapper
+        "_action_set",  # an Atari env's actions (ALE enums), fixed by the game
     }
 )
 _SPACE_ATTRS = ("action_space", "observation_space", "_action_space", "_observation_space")
@@ -70,10 +73,15 @@ def _plain_value(value: Any, memo: dict[int, int], depth: int = 0) -> tuple[bool
         memo[id(value)] = number = len(memo)
         state = _plain_value(value.get_state(), memo, depth + 1)[1]
         return True, {"__randomstate__": state, "__id__": number}
-    if isinstance(value, (tuple, list)):
+    if _is_emulator(value) and _unsaved_emulator(value) is None:
+        return True, {"__ale__": _emulator_state(value)}
+    if isinstance(value, (tuple, list, deque)):
         items = [_plain_value(v, memo, depth + 1) for v in value]
         if all(ok for ok, _ in items):
-            return True, {"__seq__": type(value).__name__, "items": [v for _, v in items]}
+            seq = {"__seq__": type(value).__name__, "items": [v for _, v in items]}
+            if isinstance(value, deque):
+                seq["maxlen"] = value.maxlen
+            return True, seq
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         entries = {k: _plain_value(v, memo, depth + 1) for k, v in value.items()}
         if all(ok for ok, _ in entries.values()):
@@ -99,6 +107,8 @@ def _restore_value(current: Any, saved: Any, memo: dict[int, Any]) -> Any:
             gen = np.random.Generator(getattr(np.random, saved["__generator__"]["bit_generator"])())
         gen.bit_generator.state = saved["__generator__"]
         return gen
+    if isinstance(saved, dict) and "__ale__" in saved:
+        return _restore_emulator(current, saved["__ale__"])
     if isinstance(saved, dict) and "__ref__" in saved:
         return memo[saved["__ref__"]]
     if isinstance(saved, dict) and "__randomstate__" in saved:
@@ -112,6 +122,8 @@ def _restore_value(current: Any, saved: Any, memo: dict[int, Any]) -> Any:
         olds = list(current) if isinstance(current, (tuple, list)) else []
         olds += [None] * (len(saved["items"]) - len(olds))
         items = [_restore_value(old, v, memo) for old, v in zip(olds, saved["items"])]
+        if saved["__seq__"] == "deque":
+            return deque(items, maxlen=saved["maxlen"])
         return tuple(items) if saved["__seq__"] == "tuple" else items
     if isinstance(saved, dict) and "__dict__" in saved:
         olds = current if isinstance(current, dict) else {}
@@ -129,6 +141,44 @@ def _restore_object(current: Any, saved: dict[str, Any], memo: dict[int, Any]) -
     memo[saved["__id__"]] = current
     for key, value in saved["attrs"].items():
         setattr(current, key, _restore_value(getattr(current, key, None), value, memo))
+    return current
+
+
+def _is_emulator(value: Any) -> bool:
+    """An ALE emulator (``ale_py.ALEInterface``, what Gymnasium's Atari envs hold)."""
+    return type(value).__name__ == "ALEInterface" and hasattr(value, "cloneState")
+
+
+def _unsaved_emulator(value: Any) -> str | None:
+    """Why this ALE emulator's state cannot be saved exactly, or None when it can. With
+    sticky actions the ALE repeats its previous action, which ``cloneState`` leaves out
+    (a restored emulator would repeat another action on its first frame)."""
+    sticky = value.getFloat("repeat_action_probability")
+    if sticky > 0:
+        return (
+            f"an ALE emulator with sticky actions (repeat_action_probability {sticky:g}), "
+            "whose previous action the ALE does not save"
+        )
+    return None
+
+
+def _emulator_state(ale: Any):
+    """The emulator's whole state, its RNG (sticky actions) included, as uint8 [n]."""
+    import torch
+
+    data = ale.cloneState(include_rng=True).serialize()
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).clone()
+
+
+def _restore_emulator(current: Any, data) -> Any:
+    """Put an ``_emulator_state`` back into ``current``, the rebuilt env's emulator."""
+    if not _is_emulator(current):
+        raise ValueError(
+            f"env state holds an ALE emulator, the rebuilt env a {type(current).__name__}"
+        )
+    from ale_py import ALEState
+
+    current.restoreState(ALEState(bytes(data.numpy().tobytes())))
     return current
 
 
@@ -153,7 +203,7 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any]:
     Every wrapper layer and the unwrapped env contribute their plain-data attributes
     (numbers, arrays, NumPy generators); spaces contribute their generators. The result
     says ``restorable: False`` (and why) when some layer holds an object this cannot
-    save (a physics engine, an emulator, a subprocess): resuming then restarts episodes.
+    save (a physics engine, an emulator with sticky actions, a subprocess): resuming then restarts episodes.
     """
     sub_envs = getattr(envs, "envs", None)
     if sub_envs is None:
@@ -168,10 +218,10 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any]:
                     continue
                 ok, plain = _plain_value(value, memo)
                 if not ok:
-                    return {
-                        "restorable": False,
-                        "reason": f"{type(layer).__name__}.{key} is a {type(value).__name__}",
-                    }
+                    what = _is_emulator(value) and _unsaved_emulator(value)
+                    what = what or f"a {type(value).__name__}"
+                    reason = f"{type(layer).__name__}.{key} is {what}"
+                    return {"restorable": False, "reason": reason}
                 attrs[key] = plain
             spaces = {}
             for key in _SPACE_ATTRS:

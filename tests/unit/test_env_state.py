@@ -198,3 +198,41 @@ def test_a_saved_object_is_restored_into_the_same_kind_only():
     b.envs[0].unwrapped.extra = _Holder(None)
     with pytest.raises(ValueError, match="holds a _Holder, the rebuilt env a NoneType"):
         restore_env_state(b, capture_env_state(a))
+
+
+def atari_envs(num_envs: int, sticky: float):
+    pytest.importorskip("ale_py")
+    from rlkit.envs.atari import AtariOptions
+    from rlkit.envs.gymnasium import make_sync_vec_env
+
+    options = AtariOptions(sticky_actions=sticky)
+    return make_sync_vec_env("ALE/Breakout-v5", num_envs, atari=options)
+
+
+def test_atari_without_sticky_actions_is_restored_exactly():
+    """The emulator (with its RNG), the preprocessing's frame buffers and the frame stack
+    (a deque) are saved; the restored envs continue bit for bit across lost games."""
+    rng = np.random.default_rng(0)
+    a = atari_envs(3, sticky=0.0)
+    a.reset(seed=1)
+    for _ in range(57):
+        a.step(rng.integers(0, 4, 3))
+    state = through_a_safe_checkpoint(capture_env_state(a))
+    assert state["restorable"], state.get("reason")
+    b = atari_envs(3, sticky=0.0)
+    b.reset(seed=99)
+    restore_env_state(b, state)
+    same, ends = run_in_lockstep(a, b, rng, 800)
+    assert same
+    assert ends > 3  # random Breakout games last ~200 agent steps: autoreset is covered
+
+
+def test_atari_with_sticky_actions_says_why_it_is_not_restorable():
+    envs = atari_envs(1, sticky=0.25)
+    envs.reset(seed=0)
+    state = capture_env_state(envs)
+    assert not state["restorable"]
+    assert state["reason"] == (
+        "AtariEnv.ale is an ALE emulator with sticky actions (repeat_action_probability "
+        "0.25), whose previous action the ALE does not save"
+    )
