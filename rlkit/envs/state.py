@@ -36,7 +36,7 @@ _STATIC_ATTRS = frozenset(
 )
 _SPACE_ATTRS = ("action_space", "observation_space", "_action_space", "_observation_space")
 _PLAIN = (bool, int, float, str, type(None))
-#: how deep plain Python objects may nest inside an env layer (deeper: not restorable)
+#: how deep a plain Python object may sit inside an env layer (deeper: not restorable)
 _MAX_DEPTH = 6
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not in C
 
@@ -64,8 +64,6 @@ def _plain_value(value: Any, memo: dict[int, int], depth: int = 0) -> tuple[bool
         return True, {"__ndarray__": _tensor_copy(value)}
     if isinstance(value, np.random.Generator):
         return True, {"__generator__": value.bit_generator.state}
-    if depth >= _MAX_DEPTH:
-        return False, None
     shared = isinstance(value, np.random.RandomState) or _is_plain_object(value)
     if shared and id(value) in memo:  # saved already (the objects are alive meanwhile)
         return True, {"__ref__": memo[id(value)]}
@@ -86,7 +84,7 @@ def _plain_value(value: Any, memo: dict[int, int], depth: int = 0) -> tuple[bool
         entries = {k: _plain_value(v, memo, depth + 1) for k, v in value.items()}
         if all(ok for ok, _ in entries.values()):
             return True, {"__dict__": {k: v for k, (_, v) in entries.items()}}
-    if _is_plain_object(value):
+    if _is_plain_object(value) and depth < _MAX_DEPTH:
         memo[id(value)] = number = len(memo)
         attrs = {k: _plain_value(v, memo, depth + 1) for k, v in vars(value).items()}
         if all(ok for ok, _ in attrs.values()):

@@ -162,12 +162,13 @@ class _Cycle:
     [
         (_Holder(3), True),
         (_nested(6), True),  # the deepest nesting saved (MinAtar's is 2 objects deep)
+        (_Holder([[[[[[[[1]]]]]]]]), True),  # lists nest without a limit
         (_Holder(np.random.RandomState(0)), True),
         (_Slotted(), False),  # state outside __dict__
         (_Holder(io.BytesIO()), False),  # a C type's instance
         (_nested(7), False),  # objects 7 deep: deeper than any env's plain data
     ],
-    ids=["plain", "six-deep", "randomstate", "slots", "c-object", "seven-deep"],
+    ids=["plain", "six-deep", "deep-lists", "randomstate", "slots", "c-object", "seven-deep"],
 )
 def test_which_objects_are_saved(held, saved):
     envs = make_vec_env("CartPole-v1", 1)
