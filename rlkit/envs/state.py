@@ -3,8 +3,9 @@
 The state is plain values and tensors (checkpoints hold nothing else); an env whose
 wrappers hold objects this cannot save says so (``restorable: False``) and resuming then
 restarts its episodes. Plain Python objects inside an env (all of whose attributes are
-plain, e.g. MinAtar's game and its ``numpy.random.RandomState``) are saved attribute by
-attribute and restored in place, into the objects the rebuilt env holds. An object
+plain, e.g. MinAtar's game) and generators (``numpy.random.RandomState``, Python's
+``random.Random``) are saved attribute by attribute, or through the generator's state,
+and restored in place, into the objects the rebuilt env holds. An object
 reached twice is saved once and restored as one object, even where the rebuilt env
 holds two (MinAtar shares one generator between the game and its sticky actions only
 after a seeded reset). The ALE emulator of Gymnasium's Atari envs is saved with its own
@@ -13,6 +14,7 @@ after a seeded reset). The ALE emulator of Gymnasium's Atari envs is saved with 
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from typing import Any
 
@@ -64,13 +66,16 @@ def _plain_value(value: Any, memo: dict[int, int], depth: int = 0) -> tuple[bool
         return True, {"__ndarray__": _tensor_copy(value)}
     if isinstance(value, np.random.Generator):
         return True, {"__generator__": value.bit_generator.state}
-    shared = isinstance(value, np.random.RandomState) or _is_plain_object(value)
+    generator = isinstance(value, np.random.RandomState) or type(value) is random.Random
+    shared = generator or _is_plain_object(value)
     if shared and id(value) in memo:  # saved already (the objects are alive meanwhile)
         return True, {"__ref__": memo[id(value)]}
-    if isinstance(value, np.random.RandomState):
+    if generator:  # numpy's legacy RandomState or Python's random.Random
         memo[id(value)] = number = len(memo)
-        state = _plain_value(value.get_state(), memo, depth + 1)[1]
-        return True, {"__randomstate__": state, "__id__": number}
+        raw = value.get_state() if isinstance(value, np.random.RandomState) else value.getstate()
+        state = _plain_value(raw, memo, depth + 1)[1]
+        kind = type(value).__name__  # RandomState or Random
+        return True, {"__randomstate__": state, "__id__": number, "kind": kind}
     if _is_emulator(value) and _unsaved_emulator(value) is None:
         return True, {"__ale__": _emulator_state(value)}
     if isinstance(value, (tuple, list, deque)):
@@ -110,8 +115,13 @@ def _restore_value(current: Any, saved: Any, memo: dict[int, Any]) -> Any:
     if isinstance(saved, dict) and "__ref__" in saved:
         return memo[saved["__ref__"]]
     if isinstance(saved, dict) and "__randomstate__" in saved:
-        rs = current if isinstance(current, np.random.RandomState) else np.random.RandomState()
-        rs.set_state(_restore_value(None, saved["__randomstate__"], memo))
+        state = _restore_value(None, saved["__randomstate__"], memo)
+        if saved.get("kind") == "Random":
+            rs = current if isinstance(current, random.Random) else random.Random()
+            rs.setstate(state)
+        else:
+            rs = current if isinstance(current, np.random.RandomState) else np.random.RandomState()
+            rs.set_state(state)
         memo[saved["__id__"]] = rs
         return rs
     if isinstance(saved, dict) and "__object__" in saved:

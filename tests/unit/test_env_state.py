@@ -237,3 +237,17 @@ def test_atari_with_sticky_actions_says_why_it_is_not_restorable():
         "AtariEnv.ale is an ALE emulator with sticky actions (repeat_action_probability "
         "0.25), whose previous action the ALE does not save"
     )
+
+
+def test_a_python_random_generator_is_restored_in_place():
+    import random
+
+    a, b = make_vec_env("CartPole-v1", 1), make_vec_env("CartPole-v1", 1)
+    a.envs[0].unwrapped.extra = _Holder(random.Random(3))
+    a.envs[0].unwrapped.extra.value.random()  # mid-stream, not a fresh seed
+    b.envs[0].unwrapped.extra = _Holder(random.Random(8))
+    gen_b = b.envs[0].unwrapped.extra.value
+    restore_env_state(b, through_a_safe_checkpoint(capture_env_state(a)))
+    assert b.envs[0].unwrapped.extra.value is gen_b
+    gen_a = a.envs[0].unwrapped.extra.value
+    assert [gen_b.random() for _ in range(5)] == [gen_a.random() for _ in range(5)]
