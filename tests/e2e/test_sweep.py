@@ -80,6 +80,7 @@ def test_grid_search_with_asha_stops_the_worse_trial_at_its_first_rung(tmp_path,
     assert eval_steps(cartpole) == [200, 400, 600] and (cartpole / "done.json").is_file()
     assert eval_steps(acrobot) == [200] and not (acrobot / "done.json").exists()
     assert "stopped early (ASHA) trial_00001 at env step 200" in stdout
+    assert "Traceback" not in (acrobot / "train.log").read_text()  # a stop, not an error
     table = rows(out)
     assert table["trial_00000"]["status"] == "finished"
     assert table["trial_00001"]["status"] == "stopped"

@@ -118,6 +118,8 @@ def run_logged(job: Job, threads: int, logger: Logger | None = None) -> JobResul
         return run_job(job, log, logger)
     except KeyboardInterrupt:
         return JobResult("stopped", "interrupted")
+    except SystemExit:  # how Tune ends a trial its scheduler stopped (ASHA): not a failure
+        return JobResult("stopped", "stopped by the scheduler")
     except BaseException as exc:  # reported to the main process, traceback in the log
         traceback.print_exc(file=log)
         return JobResult("failed", _one_line(exc))
