@@ -5,10 +5,10 @@ wrappers hold objects this cannot save says so (``restorable: False``) and resum
 restarts its episodes. Plain Python objects inside an env (all of whose attributes are
 plain, e.g. MinAtar's game) and generators (``numpy.random.RandomState``, Python's
 ``random.Random``) are saved attribute by attribute, or through the generator's state,
-and restored in place, into the objects the rebuilt env holds. An object
-reached twice is saved once and restored as one object, even where the rebuilt env
-holds two (MinAtar shares one generator between the game and its sticky actions only
-after a seeded reset). The ALE emulator of Gymnasium's Atari envs is saved with its own
+and restored in place, into the objects the rebuilt env holds. An object reached twice
+is saved once and restored as one object, even where the rebuilt env holds two (MinAtar
+shares one generator between the game and its sticky actions only after a seeded
+reset). The ALE emulator of Gymnasium's Atari envs is saved with its own
 ``cloneState(include_rng=True)``.
 """
 
@@ -211,7 +211,8 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any]:
     Every wrapper layer and the unwrapped env contribute their plain-data attributes
     (numbers, arrays, NumPy generators); spaces contribute their generators. The result
     says ``restorable: False`` (and why) when some layer holds an object this cannot
-    save (a physics engine, an emulator with sticky actions, a subprocess): resuming then restarts episodes.
+    save (a physics engine, an emulator with sticky actions, a subprocess): resuming
+    then restarts episodes.
     """
     sub_envs = getattr(envs, "envs", None)
     if sub_envs is None:
