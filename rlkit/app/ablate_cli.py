@@ -57,6 +57,14 @@ def add_ablate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "DIR/<env>/<variant>/seed<k> (no checkpoints): small enough to commit; "
         "--out DIR --report-only rebuilds the report from them",
     )
+    ablate.add_argument(
+        "--at-step",
+        type=int,
+        metavar="N",
+        help="write the report at N env steps instead (report_at_N.md, results_at_N.csv, "
+        "curves_at_N.png): every run that has trained N steps counts, finished or not, "
+        "with its last evaluation at or before N; with --export, export those runs",
+    )
     _add_ray_options(ablate)
 
 
@@ -119,6 +127,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         fallback.append("--report-only")
     if args.export is not None:
         fallback += ["--export", str(args.export)]
+    if args.at_step is not None:
+        fallback += ["--at-step", str(args.at_step)]
     if args.backend == "ray":
         fallback += ["--backend", "ray", "--cpus-per-run", str(args.cpus_per_run)]
         fallback += ["--gpus-per-run", str(args.gpus_per_run)]
@@ -138,4 +148,5 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         ray_options=ray_options,
         variants=args.variants,
         export=args.export,
+        at_step=args.at_step,
     )

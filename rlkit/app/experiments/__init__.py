@@ -23,6 +23,7 @@ from rlkit.app.experiments.planning import (
     check_finished_config,
     is_finished,
     plan,
+    run_records,
     start_or_resume,
 )
 from rlkit.app.experiments.report import (
@@ -87,6 +88,7 @@ __all__ = [
     "check_finished_config",
     "check_override_key",
     "collect_results",
+    "run_records",
     "command_line",
     "config_diff",
     "default_out",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from rlkit.app.experiments.planning import check_export, export_records, plan
+from rlkit.app.experiments.planning import check_export, export_records, plan, run_records
 from rlkit.app.experiments.report import write_report
 from rlkit.app.experiments.runner import run_jobs
 from rlkit.app.experiments.suites import (
@@ -43,6 +43,7 @@ def ablate(
     ray_options: dict | None = None,
     variants: Sequence[str] = (),
     export: Path | None = None,
+    at_step: int | None = None,
 ) -> int:
     """``rlkit ablate``: train the unfinished runs of a suite, then write the report.
 
@@ -51,13 +52,15 @@ def ablate(
     ``cpus_per_run``, ``gpus_per_run``). Returns the exit code: 0, 1 when a run failed,
     130 when interrupted (the report is written in every case). ``variants``: train only
     these variants' runs (file stems); the report covers every finished run. ``export``:
-    copy the finished runs' records there (``planning.export_records``). User mistakes
-    raise ConfigError / EnvError / RunDirError.
+    copy the finished runs' records there (``planning.export_records``). ``at_step``:
+    write the report at that budget instead of the full one, and export the runs it counts
+    (``report.run_records``: those that have trained that far, finished or not). User
+    mistakes raise ConfigError / EnvError / RunDirError.
     """
-    from rlkit.app.run import RunDirError
-
     stream = stream if stream is not None else sys.stdout
     _check_backend(backend, workers)
+    if at_step is not None and at_step < 1:
+        raise ConfigError(f"--at-step: must be >= 1 env step, got {at_step}")
     suite = load_suite(Path(suite_path))
     out = out if out is not None else default_out(suite)
     check_export(export, out)
@@ -66,11 +69,7 @@ def ablate(
     todo, later = _only(todo, variants, suite)
     code = 0
     if report_only:
-        if not finished:
-            raise RunDirError(
-                f"no finished runs of {suite.path} under {out} (run 'rlkit ablate "
-                f"{suite.path}' first, or pass the --out and --set it used)"
-            )
+        _check_something_to_report(suite, out, jobs, bool(finished), at_step)
     else:
         partial = sum(j.run_dir.exists() for j in todo)
         shape = f"{len(suite.variants)} variants x {len(suite.envs)} envs x "
@@ -86,18 +85,45 @@ def ablate(
         stream.flush()
         if todo:
             code = _train(todo, backend, workers, ray_options or {}, stream, command)
-    write_report(suite, jobs, out, command=command, stream=stream)
-    _export(suite, jobs, export, stream)
+    write_report(suite, jobs, out, command=command, stream=stream, at_step=at_step)
+    _export(suite, jobs, export, stream, at_step)
     return code
 
 
-def _export(suite: Suite, jobs: Sequence[Job], export: Path | None, stream: IO[str]) -> None:
+def _check_something_to_report(
+    suite: Suite, out: Path, jobs: Sequence[Job], finished: bool, at_step: int | None
+) -> None:
+    """RunDirError when --report-only has no run to report on."""
+    from rlkit.app.run import RunDirError
+
+    if at_step is not None and not any(run_records(j, at_step) is not None for j in jobs):
+        raise RunDirError(
+            f"--at-step {at_step}: no run of {suite.path} under {out} has trained "
+            f"{at_step:,} env steps (pass the --out and --set it used)"
+        )
+    if at_step is None and not finished:
+        raise RunDirError(
+            f"no finished runs of {suite.path} under {out} (run 'rlkit ablate "
+            f"{suite.path}' first, or pass the --out and --set it used)"
+        )
+
+
+def _export(
+    suite: Suite, jobs: Sequence[Job], export: Path | None, stream: IO[str], at_step: int | None
+) -> None:
     if export is None:
         return
-    copied = export_records(jobs, Path(export))
+    if at_step is None:
+        copied = export_records(jobs, Path(export))
+        which, flags = "finished runs", "--report-only"
+    else:
+        counted = lambda job: run_records(job, at_step) is not None  # noqa: E731
+        copied = export_records(jobs, Path(export), include=counted)
+        which = f"runs that have trained {at_step:,} env steps"
+        flags = f"--report-only --at-step {at_step}"
     stream.write(
-        f"exported the records of {copied} finished runs to {export} (rebuild the "
-        f"report with: rlkit ablate {suite.path} --out {export} --report-only)\n"
+        f"exported the records of {copied} {which} to {export} (rebuild the "
+        f"report with: rlkit ablate {suite.path} --out {export} {flags})\n"
     )
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from rlkit.app.experiments.plots import read_records
 from rlkit.app.experiments.suites import Job
 from rlkit.config import Config, ConfigError, config_diff, from_dict, read_yaml
 from rlkit.types import Logger
@@ -43,8 +44,9 @@ def is_finished(run_dir: Path) -> bool:
     return isinstance(marker, dict) and (run_dir / "config.yaml").is_file()
 
 
-def check_finished_config(job: Job) -> None:
-    """Raise ConfigError when a finished run was trained with a different config."""
+def check_finished_config(job: Job, done: str = "finished") -> None:
+    """Raise ConfigError when a finished run (or, with ``done="was trained"``, one that a
+    report counts unfinished) was trained with a different config."""
     path = job.run_dir / "config.yaml"
     actual = from_dict(read_yaml(path) or {}, str(path))
     diffs = config_diff(job.config, actual, ignore=RESULT_NEUTRAL_KEYS)
@@ -52,7 +54,7 @@ def check_finished_config(job: Job) -> None:
         first = diffs[0]
         more = f" and {len(diffs) - 1} more" if len(diffs) > 1 else ""
         raise ConfigError(
-            f"{job.run_dir} finished with a different config ({first.key}: run has "
+            f"{job.run_dir} {done} with a different config ({first.key}: run has "
             f"{first.new!r}, suite gives {first.old!r}{more}); pass the same --set as "
             "before, choose another --out, or delete that run dir"
         )
@@ -70,20 +72,44 @@ def plan(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]]:
     return finished, todo
 
 
+def run_records(job: Job, at_step: int | None = None) -> list[dict[str, Any]] | None:
+    """The metric records that a report counts for ``job``, or None when it leaves the run
+    out. Without ``at_step``: all records of a finished run. With it: the records at or
+    before ``at_step`` of a run whose last record is at ``at_step`` or later (it has trained
+    that far), finished or not; such a run must have been trained with the job's config
+    (ConfigError otherwise, as for a finished run)."""
+    path = job.run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    if at_step is None:
+        return read_records(path) if is_finished(job.run_dir) else None
+    if not (job.run_dir / "config.yaml").is_file():
+        return None
+    records = read_records(path)
+    # the last record, not the largest step: a resumed run re-logs from its checkpoint
+    if not records or int(records[-1]["env_steps"]) < at_step:
+        return None
+    check_finished_config(job, "finished" if is_finished(job.run_dir) else "was trained")
+    return [r for r in records if int(r["env_steps"]) <= at_step]
+
+
 def check_export(export: Path | None, out: Path) -> None:
     """ConfigError when ``--export`` names the output dir itself."""
     if export is not None and Path(export).resolve() == out.resolve():
         raise ConfigError(f"--export: {export} is the output dir; name another dir")
 
 
-def export_records(jobs: Sequence[Job], dest: Path) -> int:
-    """Copy ``RECORD_FILES`` of every finished run to ``dest/<env>/<variant>/seed<k>``
-    (no checkpoints or event files): a copy of a suite's results small enough to commit.
-    ``--out dest --report-only`` rebuilds the report from it, and a later ``rlkit ablate``
-    into a copy of it trains only the runs it lacks. Returns the number of runs copied."""
+def export_records(
+    jobs: Sequence[Job], dest: Path, include: Callable[[Job], bool] | None = None
+) -> int:
+    """Copy ``RECORD_FILES`` of every finished run (of every run ``include`` accepts, when
+    given) to ``dest/<env>/<variant>/seed<k>`` (no checkpoints or event files): a copy of
+    a suite's results small enough to commit. ``--out dest --report-only`` rebuilds the
+    report from it, and a later ``rlkit ablate`` into a copy of it trains only the runs it
+    lacks (an unfinished run from scratch). Returns the number of runs copied."""
     copied = 0
     for job in jobs:
-        if not is_finished(job.run_dir):
+        if not (include(job) if include is not None else is_finished(job.run_dir)):
             continue
         target = dest / job.key
         target.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,12 @@ files results.csv, report.md and curves.png.
 Aggregation reads each finished run's ``metrics.jsonl``: the final score of a run is its
 last ``eval/return_mean``; ``results.csv``, ``report.md`` and ``curves.png`` summarise the
 runs per (env, variant) with the statistics of ``rlkit.app.experiments.statistics``.
+
+A report at a budget (``at_step``, ``rlkit ablate --at-step N``) compares the runs at N env
+steps instead: a run counts once it has trained N steps, finished or not, and its score is
+its last evaluation at or before N (``planning.run_records``). Its files are named
+``results_at_<N>.csv``, ``report_at_<N>.md`` and ``curves_at_<N>.png``, beside the full
+report.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from typing import IO, Any
 import numpy as np
 
 from rlkit.app.experiments import statistics as stats
-from rlkit.app.experiments.planning import is_finished
-from rlkit.app.experiments.plots import Series, read_records, series_from_records
+from rlkit.app.experiments.planning import run_records
+from rlkit.app.experiments.plots import Series, series_from_records
 from rlkit.app.experiments.suites import Job, Suite
 
 
@@ -131,6 +137,7 @@ class SuiteResults:
     missing: list[str]  # Job.key of runs not (yet) finished
     reference: str = ""  # the variant the probabilities of improvement compare against
     improvements: list[Improvement] = dataclasses.field(default_factory=list)
+    at_step: int | None = None  # the budget of a report at N env steps (None: full runs)
 
 
 Finals = dict[tuple[str, str], np.ndarray]  # (env, variant) -> final returns of its seeds
@@ -169,18 +176,18 @@ def improvement_over_reference(
     return out, overall
 
 
-def collect_results(suite: Suite, jobs: Sequence[Job]) -> SuiteResults:
-    """Summaries and curves of the finished runs among ``jobs``, per (env, variant)."""
+def collect_results(suite: Suite, jobs: Sequence[Job], at_step: int | None = None) -> SuiteResults:
+    """Summaries and curves of the runs among ``jobs`` that the report counts (the
+    finished ones; with ``at_step``, those that have trained that far, see
+    ``run_records``), per (env, variant)."""
     from rlkit.app.experiments.plots import SUITE_ROWS
 
     summaries: dict[tuple[str, str], list[RunSummary]] = {}
     curves: CurveSet = {e.name: {v: {} for v in suite.variant_names} for e in suite.envs}
     missing = []
     for job in jobs:
-        summary = None
-        if is_finished(job.run_dir) and (job.run_dir / "metrics.jsonl").is_file():
-            records = read_records(job.run_dir / "metrics.jsonl")
-            summary = summarize_run(records)
+        records = run_records(job, at_step)
+        summary = summarize_run(records) if records is not None else None
         if summary is None:
             missing.append(job.key)
             continue
@@ -197,7 +204,8 @@ def collect_results(suite: Suite, jobs: Sequence[Job]) -> SuiteResults:
     envs = [e.name for e in suite.envs]
     rows, overall = improvement_over_reference(rows, finals, suite.variant_names, envs)
     finished = sum(r.n_seeds for r in rows)
-    return SuiteResults(rows, curves, finished, missing, suite.variant_names[0], overall)
+    reference = suite.variant_names[0]
+    return SuiteResults(rows, curves, finished, missing, reference, overall, at_step)
 
 
 # ---------------------------------------------------------------- report files
@@ -308,21 +316,30 @@ def render_markdown(
     """report.md: header (command, date, seeds, variants), one table per env, curves."""
     total = results.finished + len(results.missing)
     seed_text = ", ".join(str(s) for s in seeds)
-    lines = [f"# Ablation report: {suite.name}", ""]
+    n = results.at_step
+    budget = f" at {n:,} env steps" if n is not None else ""
+    lines = [f"# Ablation report: {suite.name}{budget}", ""]
     if suite.description:
         lines += [suite.description, ""]
+    counted = "finished" if n is None else f"have trained {n:,} env steps (finished or not)"
     lines += [
         f"- command: `{command}`",
         f"- date: {date}",
         f"- seeds: {len(seeds)} per variant and env ({seed_text}); "
-        f"{results.finished} of {total} runs finished",
+        f"{results.finished} of {total} runs {counted}",
         f"- suite: `{suite.path}`; run dirs: `{out}/<env>/<variant>/seed<k>`",
         "- variants: " + ", ".join(f"{p.stem} (`{p}`)" for p in suite.variants),
     ]
+    if n is not None:
+        lines.append(
+            f"- budget: every run is compared at {n:,} env steps; its *final* values below "
+            f"are those of its last evaluation at or before {n:,}, and its curve ends there"
+        )
     if results.missing:
         shown = ", ".join(results.missing[:10])
         more = f" and {len(results.missing) - 10} more" if len(results.missing) > 10 else ""
-        lines.append(f"- not finished (left out): {shown}{more}")
+        why = "not finished" if n is None else f"short of {n:,} env steps"
+        lines.append(f"- {why} (left out): {shown}{more}")
     for env in suite.envs:
         title = env.id if env.name == env.id else f"{env.name} ({env.id})"
         lines += ["", f"## {title}", ""]
@@ -343,27 +360,32 @@ def write_report(
     *,
     command: str,
     stream: IO[str],
+    at_step: int | None = None,
 ) -> SuiteResults:
-    """Write results.csv, report.md and (with matplotlib) curves.png into ``out``."""
+    """Write results.csv, report.md and (with matplotlib) curves.png into ``out``; with
+    ``at_step``, the report at that budget as results_at_<N>.csv, report_at_<N>.md and
+    curves_at_<N>.png (the full report's files are left as they are)."""
     from rlkit.app.experiments.plots import PlotUnavailable, plot_suite
 
-    results = collect_results(suite, jobs)
+    results = collect_results(suite, jobs, at_step)
+    suffix = "" if at_step is None else f"_at_{at_step}"
+    csv_file, md_file = f"results{suffix}.csv", f"report{suffix}.md"
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(results.rows, out / "results.csv")
-    curves_file: str | None = "curves.png"
+    write_csv(results.rows, out / csv_file)
+    curves_file: str | None = f"curves{suffix}.png"
+    title = suite.name if at_step is None else f"{suite.name} at {at_step:,} env steps"
     try:
-        plot_suite(results.curves, out / "curves.png", title=suite.name)
+        plot_suite(results.curves, out / curves_file, title=title)
     except PlotUnavailable as exc:
-        stream.write(f"rlkit: warning: curves.png not written: {exc}\n")
+        stream.write(f"rlkit: warning: {curves_file} not written: {exc}\n")
         curves_file = None
     seeds = sorted({j.seed for j in jobs})
     date = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     text = render_markdown(
         suite, results, out=out, seeds=seeds, command=command, curves_file=curves_file, date=date
     )
-    (out / "report.md").write_text(text)
-    written = ", ".join(
-        str(out / n) for n in ("results.csv", "report.md", curves_file) if n is not None
-    )
-    stream.write(f"wrote {written} ({results.finished} finished runs)\n")
+    (out / md_file).write_text(text)
+    written = ", ".join(str(out / n) for n in (csv_file, md_file, curves_file) if n is not None)
+    counted = "finished runs" if at_step is None else f"runs at {at_step:,} env steps"
+    stream.write(f"wrote {written} ({results.finished} {counted})\n")
     return results
