@@ -43,6 +43,7 @@ from rlkit.envs.builder import make_envs
 from rlkit.loops.collector import Collector
 from rlkit.loops.evaluate import EvalResult, evaluate
 from rlkit.loops.sync import Cadence, Trainer
+from rlkit.malloc import hold_freed_memory
 from rlkit.support import resolve as resolve_support
 from rlkit.types import Logger
 
@@ -165,6 +166,8 @@ def _setup_torch(config: Config) -> torch.device:
     device = resolve_device(t.device)
     if t.num_threads > 0:
         torch.set_num_threads(t.num_threads)
+    if t.hold_freed_memory:
+        hold_freed_memory()
     # Adam's second-moment estimates decay into the denormal range on small nets; denormal
     # arithmetic is 10x slower on x86 CPUs. Flushing them to zero changes nothing visible.
     torch.set_flush_denormal(True)

@@ -28,6 +28,7 @@ RESULT_NEUTRAL_KEYS = frozenset(
     {
         "trainer.device",
         "trainer.num_threads",
+        "trainer.hold_freed_memory",
         "trainer.checkpoint_every",
         "trainer.keep_checkpoints",
         "trainer.log_every",
