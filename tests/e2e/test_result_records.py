@@ -13,22 +13,29 @@ from rlkit.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
-#: results dir -> (suite file, the --set of its report's command)
+AT_STEP = 200000  # MinAtar Breakout: every head at 200k env steps, IQN runs unfinished
+#: results dir -> (suite file, the --set of its report's command, the steps of the
+#: reports at a budget beside it: results_at_<N>.csv from --at-step N)
 RECORDS = {
-    "munchausen": ("munchausen.yaml", ["trainer.total_steps=25000", "eval.every=2500"]),
-    "minatar_breakout": ("minatar_breakout_heads.yaml", []),
-    "heads_miqn": ("heads.yaml", ["trainer.total_steps=25000", "eval.every=2500"]),
+    "munchausen": ("munchausen.yaml", ["trainer.total_steps=25000", "eval.every=2500"], []),
+    "minatar_breakout": ("minatar_breakout_heads.yaml", [], [AT_STEP]),
+    "heads_miqn": ("heads.yaml", ["trainer.total_steps=25000", "eval.every=2500"], []),
 }
 
 
 @pytest.mark.parametrize("name", list(RECORDS))
 def test_committed_run_records_rebuild_the_committed_results(name, tmp_path):
-    suite, sets = RECORDS[name]
+    suite, sets, budgets = RECORDS[name]
     copy = tmp_path / "runs"
     shutil.copytree(RESULTS / name / "runs", copy)
     args = ["ablate", str(ROOT / "configs" / "ablations" / suite), "--out", str(copy)]
-    assert main([*args, "--report-only", *(["--set", *sets] if sets else [])]) == 0
+    args += ["--report-only", *(["--set", *sets] if sets else [])]
+    assert main(args) == 0
     assert (copy / "results.csv").read_text() == (RESULTS / name / "results.csv").read_text()
+    for step in budgets:
+        assert main([*args, "--at-step", str(step)]) == 0
+        csv_name = f"results_at_{step}.csv"
+        assert (copy / csv_name).read_text() == (RESULTS / name / csv_name).read_text()
 
 
 def test_every_records_dir_is_checked():
