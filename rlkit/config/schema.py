@@ -259,7 +259,7 @@ class TrainerConfig:
     log_every: int = field(default=1_000, metadata=at_least(1))
     #: CPU threads for torch (0 = torch's default); 1 is fastest for small MLPs.
     num_threads: int = field(default=1, metadata=at_least(0))
-    #: Linux (glibc): keep memory that an update frees for the next one instead of returning it to the OS (rlkit.malloc; fewer page faults, 1.25x on MinAtar IQN; changes no result).
+    #: Linux (glibc): keep memory that an update frees for the next one instead of returning it to the OS (rlkit.malloc; fewer page faults, 1.25-1.38x on MinAtar IQN; changes no result).
     hold_freed_memory: bool = True
     #: hand-written backward passes for plain ReLU MLP nets (and NumPy acting on CPU) and for C51 on MLP-torso nets with noisy/dueling heads (same maths; false = torch autograd throughout).
     fast_mlp: bool = True
