@@ -54,7 +54,7 @@ def ablate(
     these variants' runs (file stems); the report covers every finished run. ``export``:
     copy the finished runs' records there (``planning.export_records``). ``at_step``:
     write the report at that budget instead of the full one, and export the runs it counts
-    (``report.run_records``: those that have trained that far, finished or not). User
+    (``planning.run_records``: those that have trained that far, finished or not). User
     mistakes raise ConfigError / EnvError / RunDirError.
     """
     stream = stream if stream is not None else sys.stdout
@@ -85,8 +85,8 @@ def ablate(
         stream.flush()
         if todo:
             code = _train(todo, backend, workers, ray_options or {}, stream, command)
-    write_report(suite, jobs, out, command=command, stream=stream, at_step=at_step)
-    _export(suite, jobs, export, stream, at_step)
+    results = write_report(suite, jobs, out, command=command, stream=stream, at_step=at_step)
+    _export(suite, jobs, export, stream, at_step, set(results.missing))
     return code
 
 
@@ -109,16 +109,22 @@ def _check_something_to_report(
 
 
 def _export(
-    suite: Suite, jobs: Sequence[Job], export: Path | None, stream: IO[str], at_step: int | None
+    suite: Suite,
+    jobs: Sequence[Job],
+    export: Path | None,
+    stream: IO[str],
+    at_step: int | None,
+    left_out: set[str],
 ) -> None:
+    """--export: the finished runs; with --at-step, the runs its report counted (those not
+    in ``left_out``, the report's missing runs)."""
     if export is None:
         return
     if at_step is None:
         copied = export_records(jobs, Path(export))
         which, flags = "finished runs", "--report-only"
     else:
-        counted = lambda job: run_records(job, at_step) is not None  # noqa: E731
-        copied = export_records(jobs, Path(export), include=counted)
+        copied = export_records(jobs, Path(export), include=lambda j: j.key not in left_out)
         which = f"runs that have trained {at_step:,} env steps"
         flags = f"--report-only --at-step {at_step}"
     stream.write(
