@@ -13,12 +13,15 @@ from rlkit.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
-AT_STEP = 200000  # MinAtar Breakout: every head at 200k env steps, IQN runs unfinished
+AT_STEPS = [
+    200000,
+    750000,
+]  # MinAtar Breakout: every head at 200k and 750k env steps, IQN runs unfinished
 #: results dir -> (suite file, the --set of its report's command, the steps of the
 #: reports at a budget beside it: results_at_<N>.csv from --at-step N)
 RECORDS = {
     "munchausen": ("munchausen.yaml", ["trainer.total_steps=25000", "eval.every=2500"], []),
-    "minatar_breakout": ("minatar_breakout_heads.yaml", [], [AT_STEP]),
+    "minatar_breakout": ("minatar_breakout_heads.yaml", [], AT_STEPS),
     "heads_miqn": ("heads.yaml", ["trainer.total_steps=25000", "eval.every=2500"], []),
 }
 
