@@ -13,10 +13,8 @@ from rlkit.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
-AT_STEPS = [
-    200000,
-    750000,
-]  # MinAtar Breakout: every head at 200k and 750k env steps, IQN runs unfinished
+#: MinAtar Breakout: every head at 200k and 750k env steps, IQN runs unfinished
+AT_STEPS = [200000, 750000]
 #: results dir -> (suite file, the --set of its report's command, the steps of the
 #: reports at a budget beside it: results_at_<N>.csv from --at-step N)
 RECORDS = {
