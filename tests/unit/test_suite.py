@@ -384,6 +384,36 @@ def fake_worker(job: Job, threads: int, conn) -> None:
     conn.close()
 
 
+def resuming_worker(job: Job, threads: int, conn) -> None:
+    """A resumed run: appends its last line to the metrics of an earlier attempt."""
+    from rlkit.app.experiments import JobResult
+
+    total = job.config.trainer.total_steps
+    with open(job.run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"env_steps": total}) + "\n")
+    conn.send(JobResult("finished", "done", total))
+    conn.close()
+
+
+def test_run_jobs_rate_leaves_out_the_steps_of_an_earlier_attempt(two_jobs):
+    # one run of 10^9 steps whose earlier attempt logged 10^9 - 10: this attempt trains
+    # 10 steps, so its rate is 10 / (seconds taken) -- under 1,000 steps/s unless the
+    # run took under 10 ms. Counting the earlier 10^9 would show 10^9 / seconds taken.
+    job = two_jobs[0]
+    total = 10**9
+    trainer = dataclasses.replace(job.config.trainer, total_steps=total)
+    job = dataclasses.replace(job, config=dataclasses.replace(job.config, trainer=trainer))
+    job.run_dir.mkdir(parents=True)
+    (job.run_dir / "metrics.jsonl").write_text(json.dumps({"env_steps": total - 10}) + "\n")
+    stream = io.StringIO()
+    run_jobs([job], workers=1, stream=stream, target=resuming_worker)
+    bars = [line for line in stream.getvalue().splitlines() if "steps/s" in line]
+    last = bars[-1]
+    assert last.startswith("100.0% | 1,000,000,000/1,000,000,000 env steps"), last
+    rate = float(last.split("| ")[3].split(" steps/s")[0].replace(",", ""))
+    assert rate < 1000, last
+
+
 def crashing_worker(job: Job, threads: int, conn) -> None:
     os._exit(3)  # dies without sending a result
 
@@ -510,6 +540,20 @@ def test_metrics_tail_ignores_stale_files_and_follows_rewrites(tmp_path):
         assert tail.poll() == 300
     path.write_text('{"env_steps": 50}\n')  # replaced by a new attempt
     assert tail.poll() == 50
+
+
+def test_metrics_tail_start_is_what_an_earlier_attempt_reached(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    assert MetricsTail(path, since_ns=time.time_ns()).start == 0  # no file: a fresh run
+    path.write_text('{"env_steps": 700}\n{"eval/x": 1}\n{"env_steps": 900}\n{"env_st')
+    old = time.time_ns() - 10**9
+    os.utime(path, ns=(old, old))
+    tail = MetricsTail(path, since_ns=time.time_ns())
+    assert tail.start == 900  # last complete line with env_steps (the torn one is not)
+    assert tail.new_steps() == 0  # stale file: poll() is 0, and never negative
+    with open(path, "a") as f:
+        f.write('eps": 950}\n{"env_steps": 960}\n')  # the resumed attempt appends
+    assert tail.poll() == 960 and tail.new_steps() == 960 - 900
 
 
 # ---------------------------------------------------------------- aggregation

@@ -62,10 +62,10 @@ def run_jobs_ray(
     progress = SuiteProgress(total, len(jobs), stream)
     outcome = RunnerOutcome({})
     try:
-        pending = _submit(ray, jobs, cpus_per_run, gpus_per_run)
         since, began = time.time_ns(), time.perf_counter()
         tails = {job.key: MetricsTail(job.run_dir / "metrics.jsonl", since) for job in jobs}
-        done_steps = 0
+        pending = _submit(ray, jobs, cpus_per_run, gpus_per_run)
+        done_steps = done_new = 0
         while pending:
             try:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -80,11 +80,13 @@ def run_jobs_ray(
                 result = _result(ray, ref)
                 outcome.results[job.key] = result
                 done_steps += job.config.trainer.total_steps
+                done_new += max(job.config.trainer.total_steps - tails[job.key].start, 0)
                 took = fmt_duration(time.perf_counter() - began)
                 progress.message(f"{result.status} {job.key} after {took}: {result.message}")
             running = sum(tails[j.key].poll() for j in pending.values())
             progress.update(
                 done_steps + running,
+                done_new + sum(tails[j.key].new_steps() for j in pending.values()),
                 outcome.count("finished"),
                 len(pending),
                 outcome.count("failed"),

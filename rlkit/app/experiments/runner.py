@@ -37,7 +37,9 @@ class MetricsTail:
     """The latest ``env_steps`` of a run, read incrementally from its ``metrics.jsonl``.
 
     A file last modified before ``since_ns`` is left over from an earlier attempt and
-    counts as 0 until the new attempt replaces (or appends to) it.
+    counts as 0 until the new attempt replaces (or appends to) it. ``start`` is the
+    ``env_steps`` that file had reached when the tail was made (0 without one): what a
+    resumed run had done before, which the suite's steps/s leaves out.
     """
 
     def __init__(self, path: Path, since_ns: int) -> None:
@@ -46,6 +48,14 @@ class MetricsTail:
         self.steps = 0
         self._inode: int | None = None
         self._offset = 0
+        try:
+            self.start = _last_env_steps(path.read_bytes())
+        except OSError:
+            self.start = 0
+
+    def new_steps(self) -> int:
+        """Env steps this attempt added beyond ``start`` (never negative)."""
+        return max(self.poll() - self.start, 0)
 
     def poll(self) -> int:
         try:
@@ -63,16 +73,28 @@ class MetricsTail:
                 chunk = f.read(st.st_size - self._offset)
             end = chunk.rfind(b"\n") + 1  # complete lines only
             self._offset += end
-            for line in chunk[:end].splitlines():
-                try:
-                    self.steps = int(json.loads(line)["env_steps"])
-                except (ValueError, KeyError, TypeError):
-                    continue
+            self.steps = _last_env_steps(chunk[:end], self.steps)
         return self.steps
 
 
+def _last_env_steps(data: bytes, default: int = 0) -> int:
+    """The ``env_steps`` of the last complete JSON line in ``data`` that has one."""
+    steps = default
+    for line in data[: data.rfind(b"\n") + 1].splitlines():
+        try:
+            steps = int(json.loads(line)["env_steps"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return steps
+
+
 class SuiteProgress(TerminalProgress):
-    """One progress bar over all runs (env steps summed); plain lines when not a TTY."""
+    """One progress bar over all runs (env steps summed); plain lines when not a TTY.
+
+    The percentage counts every env step the runs have reached, those of earlier attempts
+    of resumed runs included; steps/s and the ETA count only the steps trained since
+    the suite started (``new_steps``), so a resumed suite shows its real rate.
+    """
 
     def __init__(
         self, total_steps: int, total_runs: int, stream: IO[str], every_frac: float = 0.05
@@ -81,9 +103,9 @@ class SuiteProgress(TerminalProgress):
         self.total_steps = self.total
         self.total_runs = total_runs
 
-    def line(self, steps: int, finished: int, running: int, failed: int) -> str:
+    def line(self, steps: int, new_steps: int, finished: int, running: int, failed: int) -> str:
         elapsed = time.perf_counter() - self.start
-        sps = steps / elapsed if elapsed > 0 else 0.0
+        sps = new_steps / elapsed if elapsed > 0 else 0.0
         eta = (self.total_steps - steps) / sps if sps > 0 else float("inf")
         failed_text = f", {failed} failed" if failed else ""
         return (
@@ -93,9 +115,15 @@ class SuiteProgress(TerminalProgress):
         )
 
     def update(
-        self, steps: int, finished: int, running: int, failed: int, force: bool = False
+        self,
+        steps: int,
+        new_steps: int,
+        finished: int,
+        running: int,
+        failed: int,
+        force: bool = False,
     ) -> None:
-        self.draw(steps, self.line(steps, finished, running, failed), force)
+        self.draw(steps, self.line(steps, new_steps, finished, running, failed), force)
 
 
 # ---------------------------------------------------------------- runner (main process)
@@ -149,19 +177,19 @@ class _Pool:
     active: list[_Active] = field(default_factory=list)
     outcome: RunnerOutcome = field(default_factory=lambda: RunnerOutcome({}))
     done_steps: int = 0  # env steps of the runs that have ended
+    done_new: int = 0  # of those, the steps trained since the suite started
 
     def launch(self) -> None:
         """Start pending runs until ``workers`` are busy (none once interrupted)."""
         while self.pending and len(self.active) < self.workers and not self.outcome.interrupted:
             job = self.pending.popleft()
             reader, writer = self.ctx.Pipe(duplex=False)
-            since = time.time_ns()
+            tail = MetricsTail(job.run_dir / "metrics.jsonl", time.time_ns())
             process = self.ctx.Process(
                 target=self.target, args=(job, self.threads, writer), name=f"rlkit-{job.key}"
             )
             process.start()
             writer.close()
-            tail = MetricsTail(job.run_dir / "metrics.jsonl", since)
             self.active.append(_Active(job, process, reader, tail, time.perf_counter()))
             if not self.progress.tty:
                 self.progress.message(f"started {job.key} -> {job.run_dir}")
@@ -174,11 +202,12 @@ class _Pool:
             self.outcome.results[a.job.key] = result
             planned = a.job.config.trainer.total_steps
             if result.status == "finished":
-                self.done_steps += planned
+                reached = planned
             else:  # the rest of this run will not happen
                 reached = min(max(result.env_steps, a.tail.poll()), planned)
-                self.done_steps += reached
                 self.progress.total_steps = max(self.progress.total_steps - (planned - reached), 1)
+            self.done_steps += reached
+            self.done_new += max(reached - a.tail.start, 0)
             took = fmt_duration(time.perf_counter() - a.started)
             where = "" if result.status == "finished" else f" (log: {a.job.run_dir / LOG_FILE})"
             self.progress.message(f"{result.status} {a.job.key} in {took}: {result.message}{where}")
@@ -188,6 +217,7 @@ class _Pool:
         running = sum(a.tail.poll() for a in self.active)
         self.progress.update(
             self.done_steps + running,
+            self.done_new + sum(a.tail.new_steps() for a in self.active),
             self.outcome.count("finished"),
             len(self.active),
             self.outcome.count("failed"),
