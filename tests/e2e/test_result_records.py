@@ -41,3 +41,47 @@ def test_committed_run_records_rebuild_the_committed_results(name, tmp_path):
 
 def test_every_records_dir_is_checked():
     assert sorted(p.parent.name for p in RESULTS.glob("*/runs")) == sorted(RECORDS)
+
+
+def load_script(name: str):
+    """A module of scripts/ (not a package) loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_return_at_a_step_is_the_mean_of_the_last_log_windows():
+    import numpy as np
+
+    from rlkit.app.experiments.plots import Series
+
+    at_step = load_script("train_returns").at_step
+    series = Series(np.array([10, 20, 30, 40]), np.array([1.0, 2.0, 4.0, np.nan]))
+    assert at_step(series, 30, windows=2) == (2.0 + 4.0) / 2  # records at 20 and 30
+    assert at_step(series, 35, windows=5) == (1.0 + 2.0 + 4.0) / 3  # all up to 35
+    assert at_step(series, 40, windows=2) == 4.0  # a window without episodes is skipped
+    assert np.isnan(at_step(series, 50, windows=2))  # not reached
+
+
+#: the training returns quoted in docs/results/minatar_breakout/report.md's Reading
+#: (mean over seeds of the five 10k-step log windows ending at the step)
+BREAKOUT_TRAIN_RETURNS = {
+    ("rainbow", 500000): 7.55,
+    ("rainbow", 1000000): 12.86,
+    ("rainbow_munchausen", 500000): 10.12,
+    ("rainbow_munchausen", 1000000): 13.73,
+}
+
+
+def test_the_quoted_training_returns_come_from_the_committed_records(capsys):
+    script = load_script("train_returns")
+    env_dir = RESULTS / "minatar_breakout" / "runs" / "MinAtar-Breakout-v1"
+    steps = sorted({step for _, step in BREAKOUT_TRAIN_RETURNS})
+    assert script.main([str(env_dir), *[f"--at={s}" for s in steps]]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    table = {(r[0].strip("| "), int(r[1].replace(",", ""))): r[3].strip(" |") for r in rows}
+    for key, expected in BREAKOUT_TRAIN_RETURNS.items():
+        assert table[key] == f"{expected:.2f}", key
