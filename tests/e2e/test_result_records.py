@@ -13,7 +13,7 @@ from rlkit.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
-#: MinAtar Breakout: every head at 200k and 750k env steps, IQN runs unfinished
+#: MinAtar Breakout: the reports at 200k and 750k env steps beside the 1M one
 AT_STEPS = [200000, 750000]
 #: results dir -> (suite file, the --set of its report's command, the steps of the
 #: reports at a budget beside it: results_at_<N>.csv from --at-step N)
@@ -73,6 +73,8 @@ BREAKOUT_TRAIN_RETURNS = {
     ("rainbow", 1000000): 12.86,
     ("rainbow_munchausen", 500000): 10.12,
     ("rainbow_munchausen", 1000000): 13.73,
+    ("rainbow_iqn", 500000): 10.48,
+    ("rainbow_iqn", 1000000): 17.38,
 }
 
 
