@@ -550,7 +550,7 @@ def test_metrics_tail_start_is_what_an_earlier_attempt_reached(tmp_path):
     os.utime(path, ns=(old, old))
     tail = MetricsTail(path, since_ns=time.time_ns())
     assert tail.start == 900  # last complete line with env_steps (the torn one is not)
-    assert tail.new_steps() == 0  # stale file: poll() is 0, and never negative
+    assert tail.poll() == 0 and tail.new_steps() == 0  # stale file; never negative
     with open(path, "a") as f:
         f.write('eps": 950}\n{"env_steps": 960}\n')  # the resumed attempt appends
     assert tail.poll() == 960 and tail.new_steps() == 960 - 900

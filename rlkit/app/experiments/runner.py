@@ -54,8 +54,9 @@ class MetricsTail:
             self.start = 0
 
     def new_steps(self) -> int:
-        """Env steps this attempt added beyond ``start`` (never negative)."""
-        return max(self.poll() - self.start, 0)
+        """Env steps this attempt added beyond ``start`` as of the last ``poll`` (never
+        negative)."""
+        return max(self.steps - self.start, 0)
 
     def poll(self) -> int:
         try:
@@ -73,7 +74,7 @@ class MetricsTail:
                 chunk = f.read(st.st_size - self._offset)
             end = chunk.rfind(b"\n") + 1  # complete lines only
             self._offset += end
-            self.steps = _last_env_steps(chunk[:end], self.steps)
+            self.steps = _last_env_steps(chunk, self.steps)
         return self.steps
 
 
